@@ -1,0 +1,254 @@
+"""Audio input: decode any speech file (or a video's audio track) to mono float32 samples.
+
+`load_audio` decodes with PyAV (FFmpeg), so WAV, MP3, FLAC, Ogg/Vorbis, Opus, M4A/AAC and the
+audio track of MP4/WebM/MKV/MOV files all work, at any sample rate and channel count. The
+result is one (N,) float32 array in [-1, 1] at the requested rate: channels are averaged
+(FFmpeg's normalised downmix) and the signal is resampled once, by libswresample, through
+`av.AudioResampler`.
+
+Problems the user can fix (missing, empty, unreadable or audio-less files) raise
+`FacecastError` with one sentence saying what is wrong and what to do. Silence is valid input
+(the face then stays quiet); clipped audio loads too, and `audio_stats` reports it.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import FacecastError
+
+#: Default analysis rate: everything downstream (acoustics) works at 16 kHz.
+DEFAULT_SAMPLE_RATE = 16000
+#: A sample at or above this magnitude counts as clipped.
+CLIP_LEVEL = 0.999
+#: Frame length (s) and level (dBFS RMS) used by `is_silent`: audio is silent when no frame
+#: is louder than this. Quiet rooms sit near -60 dBFS, speech at -35..-10 dBFS.
+SILENCE_FRAME_S = 0.02
+SILENCE_THRESHOLD_DB = -50.0
+#: Decoding gives up (as corrupt) when more than this share of packets fail to decode.
+MAX_BAD_PACKET_FRACTION = 0.5
+
+_VIDEO_HINT = "use a file that contains speech audio, or extract the audio track first"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's (first) audio track holds, before any conversion.
+
+    duration_s: length in seconds; sample_rate: original rate in Hz; channels: channel count;
+    codec: FFmpeg codec name (e.g. 'mp3', 'aac', 'pcm_s16le'); container: FFmpeg format name.
+    """
+
+    duration_s: float
+    sample_rate: int
+    channels: int
+    codec: str
+    container: str
+
+
+@dataclass(frozen=True)
+class AudioStats:
+    """Level summary of a float signal in [-1, 1].
+
+    peak: max |x|; rms: root mean square; rms_db: RMS in dBFS (-inf for digital silence);
+    clipped_fraction: share of samples with |x| >= CLIP_LEVEL; silent: `is_silent(x)`.
+    """
+
+    peak: float
+    rms: float
+    rms_db: float
+    clipped_fraction: float
+    silent: bool
+
+    @property
+    def clipped(self) -> bool:
+        """True when at least 0.1 % of the samples sit at full scale."""
+        return self.clipped_fraction >= 1e-3
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FacecastError(f"audio file not found: {p}; check the path and try again")
+    if p.is_dir():
+        raise FacecastError(f"{p} is a folder, not an audio file; pass the path of a speech recording")
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise FacecastError(f"cannot read audio file {p}: {e.strerror}; check its permissions") from e
+    if size == 0:
+        raise FacecastError(f"audio file {p} is empty (0 bytes); record or export the speech again")
+    return p
+
+
+def _open(p: Path):
+    try:
+        return av.open(str(p), mode="r")
+    except PermissionError as e:
+        raise FacecastError(f"cannot read audio file {p}: permission denied; check its permissions") from e
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise FacecastError(
+            f"{p} is not a readable audio or video file (FFmpeg: {_reason(e)}); "
+            "check that it is not corrupt, or convert it to WAV or MP3") from e
+
+
+def _reason(e: BaseException) -> str:
+    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return " ".join(str(msg).split())
+
+
+def _audio_stream(container, p: Path):
+    streams = [s for s in container.streams.audio if (s.codec_context.channels or 0) > 0] \
+        or list(container.streams.audio)
+    if not streams:
+        what = "only video or images" if container.streams.video else "no media streams FFmpeg can use"
+        raise FacecastError(
+            f"{p} has no audio track (it contains {what}, format '{container.format.name}'); {_VIDEO_HINT}")
+    return streams[0]
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio track of `path` to mono float32 at `sample_rate`.
+
+    Returns an (N,) float32 array in [-1, 1]. Multi-channel audio is downmixed with FFmpeg's
+    normalised matrix (stereo -> (L + R) / 2). Packets that fail to decode are skipped (a
+    truncated tail is tolerated); a file that yields no samples raises `FacecastError`.
+    """
+    sample_rate = int(sample_rate)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    p = _check_file(path)
+    chunks: list[np.ndarray] = []
+    n_packets = n_bad = 0
+    first_error: BaseException | None = None
+    with _open(p) as container:
+        stream = _audio_stream(container, p)
+        resampler = _new_resampler(sample_rate)
+        try:
+            for packet in container.demux(stream):
+                n_packets += 1
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:
+                    n_bad += 1
+                    first_error = first_error or e
+                    continue
+                for frame in frames:
+                    if frame.samples == 0:
+                        continue
+                    try:
+                        out = resampler.resample(frame)
+                    except ValueError:  # format/rate/layout changed mid-stream: start over
+                        chunks.extend(_to_mono(f) for f in resampler.resample(None))
+                        resampler = _new_resampler(sample_rate)
+                        out = resampler.resample(frame)
+                    chunks.extend(_to_mono(f) for f in out)
+        except av.FFmpegError as e:  # demuxer gave up (truncated/corrupt container)
+            first_error = first_error or e
+            n_bad += 1
+        chunks.extend(_to_mono(f) for f in resampler.resample(None))
+    n = sum(len(c) for c in chunks)
+    if n == 0:
+        if first_error is not None:
+            raise FacecastError(
+                f"{p} could not be decoded (FFmpeg: {_reason(first_error)}); the file is corrupt "
+                "or not audio, so export or convert it again")
+        raise FacecastError(f"{p} contains zero-length audio (no samples); use a recording with speech in it")
+    if n_packets and n_bad > MAX_BAD_PACKET_FRACTION * n_packets:
+        raise FacecastError(
+            f"{p} is badly corrupt ({n_bad} of {n_packets} audio packets failed to decode); "
+            "export or convert it again")
+    x = np.concatenate(chunks).astype(np.float32, copy=False)
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(x, -1.0, 1.0)
+
+
+def _new_resampler(sample_rate: int) -> av.AudioResampler:
+    # rematrix_maxval=1 makes libswresample normalise the downmix matrix for float output
+    # (without it stereo -> mono sums to (L + R) / sqrt(2) and can exceed full scale).
+    return av.AudioResampler(format="flt", layout="mono", rate=sample_rate,
+                             options={"rematrix_maxval": "1.0"})
+
+
+def _to_mono(frame) -> np.ndarray:
+    return np.asarray(frame.to_ndarray(), np.float32).reshape(-1)
+
+
+def load_audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Duration, original sample rate and channel count of the first audio track of `path`.
+
+    Uses container metadata; when the duration is not stored it decodes the track to count
+    samples. Raises `FacecastError` for the same bad inputs as `load_audio`.
+    """
+    p = _check_file(path)
+    with _open(p) as container:
+        stream = _audio_stream(container, p)
+        cc = stream.codec_context
+        rate = int(cc.sample_rate or stream.rate or 0)
+        channels = int(cc.channels or 0)
+        codec = cc.name or "unknown"
+        fmt = container.format.name
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+    if duration is None or not math.isfinite(duration) or duration <= 0 or rate <= 0:
+        native = rate if rate > 0 else DEFAULT_SAMPLE_RATE
+        x = load_audio(p, native)
+        duration = len(x) / native
+        rate = native
+    return AudioInfo(duration_s=float(duration), sample_rate=rate, channels=channels, codec=codec,
+                     container=fmt)
+
+
+def save_wav(path: str | os.PathLike, x: np.ndarray, sample_rate: int) -> Path:
+    """Write float samples in [-1, 1] as 16-bit PCM WAV. `x` is (N,) mono or (N, C)."""
+    import soundfile as sf
+
+    x = np.asarray(x, np.float32)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"expected (N,) or (N, C) samples, got shape {x.shape}")
+    p = Path(path)
+    sf.write(str(p), np.clip(np.nan_to_num(x), -1.0, 1.0), int(sample_rate), subtype="PCM_16",
+             format="WAV")
+    return p
+
+
+def _frame_rms_db(x: np.ndarray, frame: int) -> np.ndarray:
+    """(ceil(N / frame),) RMS level in dBFS of consecutive frames (the last one zero-padded)."""
+    n = -(-len(x) // frame)
+    blocks = np.zeros(n * frame, np.float64)
+    blocks[: len(x)] = x
+    return 20 * np.log10(np.sqrt(np.mean(blocks.reshape(n, frame) ** 2, axis=1)) + 1e-12)
+
+
+def is_silent(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE,
+              threshold_db: float = SILENCE_THRESHOLD_DB) -> bool:
+    """True when no 20 ms frame of `x` is louder than `threshold_db` dBFS RMS (empty -> True)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    if len(x) == 0:
+        return True
+    frame = max(1, int(round(SILENCE_FRAME_S * sample_rate)))
+    return bool(np.max(_frame_rms_db(x, frame)) < threshold_db)
+
+
+def audio_stats(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> AudioStats:
+    """Peak, RMS, clipped fraction and silence of (N,) samples in [-1, 1]."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    if len(x) == 0:
+        return AudioStats(0.0, 0.0, -math.inf, 0.0, True)
+    a = np.abs(x.astype(np.float64))
+    rms = float(np.sqrt(np.mean(a ** 2)))
+    return AudioStats(
+        peak=float(a.max()),
+        rms=rms,
+        rms_db=20 * math.log10(rms) if rms > 0 else -math.inf,
+        clipped_fraction=float(np.mean(a >= CLIP_LEVEL)),
+        silent=is_silent(x, sample_rate),
+    )

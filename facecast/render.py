@@ -1,0 +1,218 @@
+"""Renderer: rig + MotionFrame -> RGB frame, by a dense backward warp of the photo.
+
+How a frame is made (all per-rig set-up is done once in `Renderer.__init__`):
+
+1. Blendshape weights deform the 478 landmarks in 3D (`blendshapes.py`); the head pose
+   (rotation about a pivot between the ears, translation, scale) moves the deformed mesh.
+2. The motion of every point of a coarse grid (one node per `grid_step` pixels) follows from the
+   mesh: inside the face by barycentric interpolation of the landmark offsets (a sparse matrix
+   built once), outside it by the nearest face offset fading with distance; the head's rigid
+   motion applies to a depth map of the head (face depth from the mesh, receding to the
+   pivot's depth for hair and ears)
+   with a weight that falls off smoothly into the neck and shoulders; the background stays put.
+3. That forward motion field is inverted by fixed-point iteration on the grid, upsampled to a
+   per-pixel source map, and the photo and its person mask are remapped with it.
+4. The warped person is laid over the inpainted background; the eyeballs (`eyes.py`) and the
+   mouth interior (`mouth.py`) are drawn inside the deformed lid and lip outlines.
+
+Zero motion takes a shortcut and returns the crop itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import scipy.sparse as sp
+
+from . import topology as topo
+from .blendshapes import BlendshapeBasis
+from .eyes import build_eyes, composite_eye
+from .headpose import euler_to_matrix
+from .motion import BLENDSHAPE_INDEX, MotionFrame
+from .mouth import build_mouth, composite_mouth, lip_gap
+from .rig import FaceRig
+
+FIXED_POINT_ITERATIONS = 4
+FACE_FALLOFF = 0.55   # x face scale: how far outside the mesh expression motion fades out
+HEAD_INNER, HEAD_OUTER = 1.15, 1.9
+DEPTH_SMOOTH = 0.1   # x face scale: blur of the head's depth map  # head-ellipse radii where the rigid weight is 1 and 0
+JAW_IDS = [BLENDSHAPE_INDEX[n] for n in ("jawOpen", "jawLeft", "jawRight", "jawForward")]
+
+
+@dataclass
+class FrameGeometry:
+    """Where things are in one output frame: landmarks (478, 2) after head + expression,
+    rigid_landmarks (478, 2) after head motion alone, jaw_landmarks (478, 2) after head + jaw."""
+
+    landmarks: np.ndarray
+    rigid_landmarks: np.ndarray
+    jaw_landmarks: np.ndarray
+
+
+class Renderer:
+    """Renders frames of one rig. Create once per rig; `render(motion)` is cheap (a few ms at 512²)."""
+
+    def __init__(self, rig: FaceRig, grid_step: int | None = None):
+        self.rig = rig
+        S = rig.size
+        self.step = grid_step or max(2, S // 256)
+        self.G = int(np.ceil(S / self.step))
+        self.basis = BlendshapeBasis.from_rig(rig)
+        self.eyes = build_eyes(rig)
+        self.mouth = build_mouth(rig)
+        self.photo_gap = lip_gap(rig.landmarks)
+        self._build_grid()
+        self._rgba = np.dstack([rig.image, rig.masks["person"]])
+        self._bg = rig.background
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def _grid_xy(self) -> np.ndarray:
+        g = (np.arange(self.G, dtype=np.float32) + 0.5) * self.step - 0.5
+        gx, gy = np.meshgrid(g, g)
+        return np.stack([gx.ravel(), gy.ravel()], 1)
+
+    def _build_grid(self) -> None:
+        rig, G = self.rig, self.G
+        lm = rig.landmarks
+        P = self._grid_xy()                          # (G², 2) pixel positions of the nodes
+        tris = np.concatenate([topo.mesh_triangles(), topo.hole_triangles()])
+        rows, cols, vals = [], [], []
+        inside = np.zeros(G * G, bool)
+        gpos = (lm[:, :2] + 0.5) / self.step - 0.5   # landmarks in grid units
+        for t in tris:
+            a, b, c = gpos[t]
+            x0, y0 = np.floor(np.minimum(np.minimum(a, b), c)).astype(int)
+            x1, y1 = np.ceil(np.maximum(np.maximum(a, b), c)).astype(int)
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, G - 1), min(y1, G - 1)
+            if x1 < x0 or y1 < y0:
+                continue
+            xx, yy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+            xx, yy = xx.ravel(), yy.ravel()
+            det = (b[1] - c[1]) * (a[0] - c[0]) + (c[0] - b[0]) * (a[1] - c[1])
+            if abs(det) < 1e-9:
+                continue
+            l1 = ((b[1] - c[1]) * (xx - c[0]) + (c[0] - b[0]) * (yy - c[1])) / det
+            l2 = ((c[1] - a[1]) * (xx - c[0]) + (a[0] - c[0]) * (yy - c[1])) / det
+            l3 = 1 - l1 - l2
+            ok = (l1 >= -1e-4) & (l2 >= -1e-4) & (l3 >= -1e-4)
+            idx = yy[ok] * G + xx[ok]
+            new = ~inside[idx]
+            idx = idx[new]
+            inside[idx] = True
+            for k, lam in enumerate((l1, l2, l3)):
+                rows.append(idx)
+                cols.append(np.full(len(idx), t[k]))
+                vals.append(lam[ok][new])
+        B = sp.csr_matrix((np.concatenate(vals).astype(np.float32),
+                           (np.concatenate(rows), np.concatenate(cols))), shape=(G * G, topo.NUM_LANDMARKS))
+        # outside the mesh: copy the nearest inside node, fading out with distance
+        outside = (~inside).reshape(G, G).astype(np.uint8)
+        dist, labels = cv2.distanceTransformWithLabels(outside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+        zero_idx = np.flatnonzero(outside.ravel() == 0)      # labels number the zero pixels in raster order
+        nearest = zero_idx[labels.ravel() - 1]
+        reach = FACE_FALLOFF * rig.face_scale / self.step
+        fade = _smoothstep(1.0 - dist.ravel() / reach).astype(np.float32)
+        B_near = B[nearest]
+        self.B = sp.diags(fade) @ B_near                      # expression offsets -> node offsets
+        self.B = self.B.tocsr()
+        self.B.eliminate_zeros()
+        # depth: the mesh's inside; outside it, the nearest face depth receding smoothly
+        # towards the depth of the pivot (hair and ears turn about the head's centre)
+        z_face = B_near @ lm[:, 2]
+        cz = float(rig.head_center[2])
+        recede = _smoothstep(dist.ravel() / (0.6 * rig.face_scale / self.step))
+        depth = (z_face + recede * np.maximum(cz - z_face, 0.0)).astype(np.float32).reshape(G, G)
+        # smoothed, so that turning the head folds no thin strips over each other
+        self.depth = cv2.GaussianBlur(depth, (0, 0), DEPTH_SMOOTH * rig.face_scale / self.step).ravel()
+        # rigid weight: 1 on the head, falling off over an ellipse around it, faster downwards
+        # (the neck bends, the shoulders stay)
+        ears = lm[[234, 454]]
+        cx = float(ears[:, 0].mean())
+        cy = float((lm[10, 1] + lm[152, 1]) / 2 - 0.1 * rig.face_scale)
+        ra = 0.5 * float(np.linalg.norm(ears[0, :2] - ears[1, :2])) * 1.1
+        rb = 0.5 * float(lm[152, 1] - lm[10, 1]) * 1.3
+        u = (P[:, 0] - cx) / ra
+        v = (P[:, 1] - cy) / rb
+        v = np.where(v > 0, v * 1.5, v)
+        rho = np.sqrt(u * u + v * v)
+        self.head_w = _smoothstep((HEAD_OUTER - rho) / (HEAD_OUTER - HEAD_INNER)).astype(np.float32)
+        self.head_w = np.maximum(self.head_w, fade)
+        self.node_x = np.ascontiguousarray(P[:, 0])
+        self.node_y = np.ascontiguousarray(P[:, 1])
+        self.node_grid = P.reshape(G, G, 2).copy()
+
+    # ---- per frame ---------------------------------------------------------------------------
+    def head_transform(self, m: MotionFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(A (3, 3), b (3,)) with p' = A @ p + b for the head's rigid motion, crop pixels."""
+        R = euler_to_matrix(*m.rotation)
+        A = (float(m.scale) * R).astype(np.float32)
+        c = self.rig.head_center.astype(np.float32)
+        t = np.array([m.translation[0] * self.rig.size, m.translation[1] * self.rig.size, 0.0], np.float32)
+        return A, c + t - A @ c
+
+    def geometry(self, m: MotionFrame) -> tuple[FrameGeometry, np.ndarray]:
+        """Frame landmarks and the (478, 3) expression offsets for a motion frame."""
+        lm = self.rig.landmarks
+        E = self.basis.deform(m.blendshapes)
+        A, b = self.head_transform(m)
+        jaw_w = np.zeros_like(m.blendshapes)
+        jaw_w[JAW_IDS] = m.blendshapes[JAW_IDS]
+        Ej = self.basis.deform(jaw_w)
+        geo = FrameGeometry(((lm + E) @ A.T + b)[:, :2], (lm @ A.T + b)[:, :2], ((lm + Ej) @ A.T + b)[:, :2])
+        return geo, E
+
+    def source_map(self, m: MotionFrame, E: np.ndarray) -> np.ndarray | None:
+        """Per-pixel source coordinates (S, S, 2) float32 for the warp, or None for no motion."""
+        A, b = self.head_transform(m)
+        nx, ny, nz = self.node_x, self.node_y, self.depth
+        if E.any():
+            qx, qy, qz = nx + self.B @ E[:, 0], ny + self.B @ E[:, 1], nz + self.B @ E[:, 2]
+        else:
+            qx, qy, qz = nx, ny, nz
+        w = self.head_w
+        # forward displacement of every node: expression, then the head's rigid motion (weighted)
+        dx = qx - nx + w * (A[0, 0] * qx + A[0, 1] * qy + A[0, 2] * qz + (b[0] - qx))
+        dy = qy - ny + w * (A[1, 0] * qx + A[1, 1] * qy + A[1, 2] * qz + (b[1] - qy))
+        if max(float(np.abs(dx).max()), float(np.abs(dy).max())) < 1e-3:
+            return None
+        G = self.G
+        disp = cv2.merge([dx.reshape(G, G), dy.reshape(G, G)])
+        # invert by fixed-point iteration: X = Y - d(X)
+        Y = self.node_grid
+        X = Y - disp
+        inv = 1.0 / self.step
+        for _ in range(FIXED_POINT_ITERATIONS - 1):
+            g = X * inv + (0.5 * inv - 0.5)
+            d = cv2.remap(disp, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            X = Y - d
+        S = self.rig.size
+        return cv2.resize(X, (S, S), interpolation=cv2.INTER_LINEAR)
+
+    def render(self, m: MotionFrame) -> np.ndarray:
+        """The frame (S, S, 3) uint8 RGB for one motion frame."""
+        geo, E = self.geometry(m)
+        smap = self.source_map(m, E)
+        if smap is None:
+            frame = self.rig.image.copy()
+        else:
+            # photo and person mask warped together (one RGBA remap)
+            warped = cv2.remap(self._rgba, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # person over the filled background, where the person has moved away
+            a = warped[..., 3].astype(np.float32) * (1.0 / 255.0)
+            frame = cv2.blendLinear(np.ascontiguousarray(warped[..., :3]), self._bg, a, 1.0 - a)
+        for eye in self.eyes:
+            composite_eye(frame, eye, m.gaze, geo.rigid_landmarks, geo.landmarks)
+        composite_mouth(frame, self.mouth, geo.landmarks, geo.rigid_landmarks[self.mouth.upper_anchors],
+                        geo.jaw_landmarks[self.mouth.lower_anchors], self.photo_gap)
+        return frame
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def render_frame(rig: FaceRig, motion: MotionFrame) -> np.ndarray:
+    """One-off render of a single frame (builds a Renderer; keep one for many frames)."""
+    return Renderer(rig).render(motion)
