@@ -16,11 +16,13 @@ Per frame (all (T,) float32):
 - f1_hz, f2_hz  first two formants from the LPC envelope (order `LPC_ORDER`, pre-emphasis
               `PRE_EMPHASIS`), median-of-3 + exponential smoothing over voiced frames, held
               through unvoiced frames (they start at a neutral schwa, 500 / 1500 Hz).
-- openness    0..1, jaw opening: loudness x (F1 height), damped when unvoiced.
-- frontness   0..1 from F2 (/u o/ -> 0, /i/ -> 1).
-- rounding    0..1, low F2 and low F1 + F2 (/u o/), zero in pauses.
-- nasal       0..1, nasal murmur: voiced, energy below 500 Hz >> energy above 1 kHz, and
-              clearly weaker than vowels.
+- openness    0..1, jaw opening: level near the speech level x F1 height, damped when
+              unvoiced, in nasal murmurs, fricatives and closures.
+- frontness   0..1 from F2 (/u o/ -> 0, /i/ -> 1), zero in pauses.
+- rounding    0..1, low F2 and not-open F1 (/u o/; eSpeak's English /u:/ is fronted, so only
+              about 0.4), zero in pauses.
+- nasal       0..1, nasal murmur: voiced, energy below 500 Hz above energy over 1 kHz, very
+              little energy over 2 kHz, and clearly weaker than the vowels.
 - fricative   0..1, share of energy above 3.5 kHz in unvoiced/noisy frames (s, sh, f).
 - closure     0..1, a stop closure or gap: energy fell sharply from speech level to far below
               it and has not come back; fades after `CLOSURE_HOLD_S`.
@@ -58,11 +60,11 @@ F0_MIN_HZ, F0_MAX_HZ = 70.0, 450.0
 OCTAVE_COST = 0.03           # per octave below F0_MAX, favours the shortest good lag
 VOICED_MIN = 0.5             # voicing above which a frame is voiced (pitch, formant updates)
 
-LPC_ORDER = 10              # over the 0..FORMANT_BAND_HZ band (Praat-style: 5 formants in 5 kHz)
+LPC_ORDER = 12              # over the 0..FORMANT_BAND_HZ band (resolves close F1, F2 of /u o/)
 FORMANT_BAND_HZ = 5000.0     # selective LPC: only this band is modelled (F1, F2 need < 3.5 kHz)
 PRE_EMPHASIS = 0.97
 LPC_LAG_WINDOW_HZ = 60.0     # Gaussian lag window (bandwidth widening, stability)
-LPC_WHITE_NOISE = 1e-3       # r0 *= 1 + this (conditioning)
+LPC_WHITE_NOISE = 1e-4       # r0 *= 1 + this (conditioning; larger widens /u/ formants)
 ENV_NFFT = 512               # LPC envelope resolution (~20 Hz bins, parabolic refinement)
 F1_RANGE_HZ = (180.0, 1200.0)
 F2_RANGE_HZ = (500.0, 3200.0)
@@ -77,7 +79,8 @@ F0_MEAN_TAU_S = 3.0          # running mean of log pitch over voiced frames
 
 NOISE_WINDOW_S = 2.0         # noise floor: minimum energy over this window ...
 NOISE_BIAS_DB = 3.0          # ... plus this bias; for the first window the minimum also
-NOISE_PRIOR_DB = -55.0       # includes this prior, so audio that starts with speech works
+NOISE_PRIOR_DB = -55.0       # includes this prior for NOISE_PRIOR_S, so audio that starts
+NOISE_PRIOR_S = 1.0          # with speech works
 ABS_MIN_SPEECH_DB = -65.0    # nothing quieter than this is speech
 VAD_SNR_DB = 10.0            # speech needs this much above the noise floor ...
 VAD_BELOW_LEVEL_DB = 35.0    # ... and may be at most this far below the speech level
@@ -92,14 +95,15 @@ LOUD_RANGE_DB = 30.0
 
 OPEN_F1_HZ = (300.0, 750.0)  # F1 -> openness 0..1
 OPEN_BASE = 0.25             # openness share that loudness gives regardless of F1
+OPEN_RANGE_DB = (24.0, 3.0)  # openness level term: 0 at 24 dB below the speech level, 1 at 3 dB
 FRONT_F2_HZ = (1000.0, 2300.0)
-ROUND_F2_HZ = 1600.0         # rounding: F2 below this ...
-ROUND_F2_SPAN = 700.0
-ROUND_SUM_HZ = 2100.0        # ... and F1 + F2 below this
-ROUND_SUM_SPAN = 900.0
+ROUND_F2_HZ = (1800.0, 900.0)  # rounding: F2 term 0 .. 1 (low F2: /u o/) ...
+ROUND_F1_HZ = (750.0, 450.0)   # ... times F1 term 0 .. 1 (open vowels cannot round much)
 
-NASAL_RATIO_DB = (18.0, 28.0)    # E(<500 Hz) / E(>1 kHz): 0 .. 1
-NASAL_DROP_DB = (3.0, 10.0)      # below the speech level: 0 .. 1
+NASAL_RATIO_DB = (0.0, 8.0)      # E(60..500 Hz) / E(>1 kHz), dB: 0 .. 1 (vowel /a/ ~ -6)
+NASAL_HF_DB = (18.0, 22.0)       # -10 log10(share of energy above 2 kHz): 0 .. 1 (murmurs ~ 23,
+                                 # /a/ ~ 15, /i/ ~ 6)
+NASAL_DROP_DB = (4.0, 12.0)      # energy below the speech level, dB: weights nasal 0.4 .. 1
 
 FRIC_SHARE = (0.1, 0.4)      # share of energy above 3.5 kHz: 0 .. 1
 FRIC_HZ = 3500.0
@@ -270,7 +274,10 @@ class AcousticAnalyzer:
         self._burst_after = max(1, int(round(BURST_AFTER_S / dt)))
         # running state
         self._t = 0
-        self._noise_q: deque = deque([(0, NOISE_PRIOR_DB)])  # (frame, energy), increasing: sliding min
+        # (frame, energy) with increasing energies: sliding minimum; the prior expires after
+        # NOISE_PRIOR_S (it is dated as if seen NOISE_WINDOW_S - NOISE_PRIOR_S before frame 0).
+        prior_t = int(round(NOISE_PRIOR_S / dt)) - self._noise_frames
+        self._noise_q: deque = deque([(prior_t, NOISE_PRIOR_DB)])
         self._level: float | None = None
         self._last_active = -10 ** 9
         self._f0_mean_log = math.log(F0_REF_HZ)
@@ -292,6 +299,8 @@ class AcousticAnalyzer:
         if self._finished:
             raise RuntimeError("AcousticAnalyzer.push after flush(); create a new analyzer")
         x = np.asarray(samples, np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
         self._n_samples += len(x)
         if len(x):
             self._buf = np.concatenate([self._buf, x])
@@ -368,6 +377,7 @@ class AcousticAnalyzer:
         return {
             "e_db": e_db, "voicing": voicing, "f0": f0, "f1": f1, "f2": f2,
             "nasal_ratio_db": 10.0 * np.log10(lo / hi1k), "share2k": hi2k / tot, "share_hf": hf / tot,
+            "hf2k_db": -10.0 * np.log10(hi2k / tot + 1e-10),
         }
 
     def _formants(self, lpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -464,13 +474,10 @@ class AcousticAnalyzer:
 
         fric = _ramp(c["share_hf"][i], *FRIC_SHARE) * (1.0 - 0.8 * voicing) * loud ** 0.5 \
             if loud > 0 else 0.0
-        open_f1 = _ramp(f1n, *OPEN_F1_HZ)
-        openness = loud * (OPEN_BASE + (1 - OPEN_BASE) * open_f1) * (0.4 + 0.6 * _clip01(voicing / VOICED_MIN))
         frontness = _ramp(f2n, *FRONT_F2_HZ)
-        rounding = _clip01((ROUND_F2_HZ - f2n) / ROUND_F2_SPAN) * \
-            _clip01((ROUND_SUM_HZ - f1n - f2n) / ROUND_SUM_SPAN) * speech
-        nasal = voicing * _ramp(c["nasal_ratio_db"][i], *NASAL_RATIO_DB) * \
-            _ramp(ref - e, *NASAL_DROP_DB) if voiced else 0.0
+        rounding = _ramp(f2n, *ROUND_F2_HZ) * _ramp(f1n, *ROUND_F1_HZ) * speech
+        nasal = voicing * _ramp(c["nasal_ratio_db"][i], *NASAL_RATIO_DB) * _ramp(c["hf2k_db"][i], *NASAL_HF_DB) \
+            * (0.4 + 0.6 * _ramp(ref - e, *NASAL_DROP_DB)) if voiced else 0.0
 
         # closure: a falling, sharp drop from near speech level to far below it
         recent = self._recent_e
@@ -499,8 +506,15 @@ class AcousticAnalyzer:
         burst = 0.0
         if recent and t - self._last_closure <= self._burst_after and not self._closure_on:
             rise = e - min(recent)
-            burst = _ramp(rise, *BURST_RISE_DB) * _ramp(c["share2k"][i], *BURST_SHARE_2K)
+            burst = _ramp(rise, *BURST_RISE_DB) * _ramp(c["share2k"][i], *BURST_SHARE_2K) \
+                * _ramp(e, ref - LOUD_RANGE_DB - 10.0, ref - LOUD_RANGE_DB)
         recent.append(e)
+
+        # jaw opening: level near the speech level, F1 height; not in murmurs or closures
+        open_f1 = _ramp(f1n, *OPEN_F1_HZ)
+        openness = _ramp(e, ref - OPEN_RANGE_DB[0], ref - OPEN_RANGE_DB[1]) * gate \
+            * (OPEN_BASE + (1 - OPEN_BASE) * open_f1) * (0.4 + 0.6 * _clip01(voicing / VOICED_MIN)) \
+            * (1.0 - nasal) * (1.0 - closure) * (1.0 - 0.6 * fric)
 
         out["energy_db"][i] = e
         out["loudness"][i] = loud

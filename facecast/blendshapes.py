@@ -201,29 +201,31 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
     set_("browInnerUp", np.stack([0 * gi, -0.1 * gi, 0 * gi], 1))
 
     # ---- eyelids -----------------------------------------------------------------------------
-    for side, eye, upper_idx, lower_idx in (
-            ("Left", topo.LEFT_EYE, topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER),
-            ("Right", topo.RIGHT_EYE, topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER)):
+    for side, eye, upper_idx, lower_idx, brow_low in (
+            ("Left", topo.LEFT_EYE, topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER, [276, 283, 282, 295, 285]),
+            ("Right", topo.RIGHT_EYE, topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER, [46, 53, 52, 65, 55])):
         ec = P[eye].mean(0)
         ew = float(np.ptp(P[eye, 0]))
         upper_c = P[[eye[0]] + upper_idx + [eye[8]], :2]
         lower_c = P[[eye[0]] + lower_idx + [eye[8]], :2]
         up_y = _interp_curve(upper_c, x)
         lo_y = _interp_curve(lower_c, x)
-        closed_y = lo_y - 0.2 * (lo_y - up_y)                  # lids meet low, as in a real blink
+        brow_y = _interp_curve(P[brow_low, :2], x)
+        closed_y = lo_y - 0.15 * (lo_y - up_y)                  # lids meet low, as in a real blink
         in_x = _smoothstep((ew * 0.62 - np.abs(x - ec[0])) / (ew * 0.18))
         height = np.clip(lo_y - up_y, 0, None)
-        # upper lid and the skin above it, down to the brow, follow with a falloff
-        dist_above = np.clip(up_y - y, 0, None)
+        # the lid skin between the lash line and the brow stretches evenly (so the lashes stay a
+        # thin line at the lid's edge); the brow itself barely moves
+        lid_span = np.clip(up_y - brow_y, 0.05, None) * 0.95
         above = (y <= up_y + 1e-6) & (np.abs(x - ec[0]) < ew)
-        upper_fall = np.where(above, np.exp(-dist_above / 0.07), 0.0) * in_x
+        upper_fall = np.where(above, np.clip(1.0 - (up_y - y) / lid_span, 0.0, 1.0), 0.0) * in_x
         upper_fall[upper_idx] = 1.0
         blink = np.zeros((n, 3))
         blink[:, 1] = (closed_y - up_y) * upper_fall
         below_l = (y >= lo_y - 1e-6) & (np.abs(x - ec[0]) < ew)
         lower_fall = np.where(below_l, np.exp(-np.clip(y - lo_y, 0, None) / 0.05), 0.0) * in_x
         lower_fall[lower_idx] = 1.0
-        blink[:, 1] += (closed_y - lo_y) * lower_fall * 0.6
+        blink[:, 1] += (closed_y - lo_y) * lower_fall
         blink[:, 2] -= 0.02 * upper_fall
         set_(f"eyeBlink{side}", blink)
         wide = np.zeros((n, 3))

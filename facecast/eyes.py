@@ -31,6 +31,8 @@ class EyeModel:
     """
 
     box: tuple[int, int, int, int]
+    lid: np.ndarray
+    lash: np.ndarray
     sclera: np.ndarray
     iris: np.ndarray
     iris_alpha: np.ndarray
@@ -61,7 +63,16 @@ def build_eye(rig: FaceRig, contour: list[int], iris_ids: list[int]) -> EyeModel
     # reproduces the photo exactly
     alpha = np.clip((r + 3.0 - d) / 1.5, 0.0, 1.0).astype(np.float32)
     anchors = [contour[0], contour[len(contour) // 2], contour[len(contour) // 4]]
-    return EyeModel((x0, y0, x1, y1), sclera, patch.astype(np.float32), alpha, contour, anchors,
+    # the closed lid: the opening filled from the skin around it; lashes: the darkest colour
+    # along the upper lid's edge
+    opening = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(opening, [np.round((pts - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
+    opening = cv2.dilate(opening, np.ones((3, 3), np.uint8))
+    lid = cv2.inpaint(patch, opening, 5, cv2.INPAINT_TELEA).astype(np.float32)
+    upper = np.round(lm[contour[:len(contour) // 2 + 1], :2] - [x0, y0]).astype(int)
+    ys, xs = np.clip(upper[:, 1], 0, h - 1), np.clip(upper[:, 0], 0, w - 1)
+    lash = np.sort(patch[ys, xs].astype(np.float32), axis=0)[:3].mean(0)
+    return EyeModel((x0, y0, x1, y1), lid, lash, sclera, patch.astype(np.float32), alpha, contour, anchors,
                     lm[anchors, :2].astype(np.float32), EYEBALL_RADIUS * width)
 
 
@@ -106,10 +117,29 @@ def composite_eye(frame: np.ndarray, eye: EyeModel, gaze: np.ndarray, rigid_lm: 
     patch = eyeball_patch(eye, gaze)
     x0, y0 = eye.box[:2]
     src_pts = (eye.anchor_xy - np.float32([x0, y0])).astype(np.float32)
-    dst_pts = (rigid_lm[eye.anchors] - lo).astype(np.float32)
-    m = cv2.getAffineTransform(src_pts, dst_pts)
-    ball = cv2.warpAffine(patch, m, (mask.shape[1], mask.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    m = cv2.getAffineTransform(src_pts, (rigid_lm[eye.anchors] - lo).astype(np.float32))
+    size = (mask.shape[1], mask.shape[0])
+    ball = cv2.warpAffine(patch, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     region = frame[lo[1]:hi[1], lo[0]:hi[0]]
+    out = region.astype(np.float32)
+    # where the lid has come down over the photo's opening: closed-lid skin and a lash line
+    rigid_poly = rigid_lm[eye.contour] - lo
+    lid_mask = np.zeros_like(mask)
+    cv2.fillPoly(lid_mask, [np.round(rigid_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    covered = cv2.subtract(lid_mask, mask)
+    if covered.any():
+        lid = cv2.warpAffine(eye.lid, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        c = covered.astype(np.float32)[..., None] / 255.0
+        out += c * (lid - out)
     a = mask.astype(np.float32)[..., None] / 255.0
-    region[:] = np.clip(region + a * (ball - region) + 0.5, 0, 255).astype(np.uint8)
+    out += a * (ball - out)
+    half = len(eye.contour) // 2
+    drop = float(np.mean(deformed_lm[eye.contour[1:half], 1] - rigid_lm[eye.contour[1:half], 1]))
+    height = float(np.ptp(rigid_poly[:, 1]))
+    if drop > 0.5 and height > 1:
+        lash = np.zeros_like(mask)
+        upper = np.round((poly[:half + 1] - lo) * 16).astype(np.int32)
+        cv2.polylines(lash, [upper], False, 255, max(1, int(round(0.1 * height))), cv2.LINE_AA, shift=4)
+        k = lash.astype(np.float32)[..., None] / 255.0 * min(1.0, drop / (0.6 * height)) * 0.6
+        out += k * (eye.lash - out)
+    region[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

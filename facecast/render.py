@@ -123,8 +123,12 @@ class Renderer:
         cz = float(rig.head_center[2])
         recede = _smoothstep(dist.ravel() / (0.6 * rig.face_scale / self.step))
         depth = (z_face + recede * np.maximum(cz - z_face, 0.0)).astype(np.float32).reshape(G, G)
-        # smoothed, so that turning the head folds no thin strips over each other
-        self.depth = cv2.GaussianBlur(depth, (0, 0), DEPTH_SMOOTH * rig.face_scale / self.step).ravel()
+        # smoothed around the face's edge, so that turning the head folds no thin strips over each
+        # other; the face keeps its own relief (the nose's parallax is what shows a turn)
+        smooth = cv2.GaussianBlur(depth, (0, 0), DEPTH_SMOOTH * rig.face_scale / self.step).ravel()
+        inner = _smoothstep((fade - 0.9) / 0.1) * (dist.ravel() == 0)
+        inner = cv2.GaussianBlur(inner.reshape(G, G).astype(np.float32), (0, 0), 0.05 * rig.face_scale / self.step).ravel()
+        self.depth = (inner * depth.ravel() + (1 - inner) * smooth).astype(np.float32)
         # rigid weight: 1 on the head, falling off over an ellipse around it, faster downwards
         # (the neck bends, the shoulders stay)
         ears = lm[[234, 454]]
@@ -216,3 +220,33 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 def render_frame(rig: FaceRig, motion: MotionFrame) -> np.ndarray:
     """One-off render of a single frame (builds a Renderer; keep one for many frames)."""
     return Renderer(rig).render(motion)
+
+
+class FullFramePaster:
+    """Pastes animated crops back into the whole photo (`--full-frame`), feathered at the seam.
+
+    The photo is scaled so the face keeps the crop's resolution, capped at `max_side` pixels,
+    with even dimensions for H.264.
+    """
+
+    def __init__(self, rig: FaceRig, max_side: int = 1920):
+        x0, y0, side = rig.crop_box
+        h, w = rig.photo.shape[:2]
+        s = min(rig.size / side, max_side / max(h, w))
+        W, H = max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2)
+        self.photo = cv2.resize(rig.photo, (W, H), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        self.shape = (H, W)
+        # crop pixel -> full-frame pixel: affine, applied by warpAffine into the full frame
+        k = side * s / rig.size
+        self.matrix = np.float32([[k, 0, x0 * s + 0.5 * k - 0.5], [0, k, y0 * s + 0.5 * k - 0.5]])
+        feather = max(2.0, 0.03 * rig.size)
+        ramp = np.minimum(np.arange(rig.size) + 0.5, rig.size - 0.5 - np.arange(rig.size)) / feather
+        edge = np.clip(np.minimum(ramp[:, None], ramp[None, :]), 0, 1).astype(np.float32)
+        self.mask = cv2.warpAffine(edge, self.matrix, (W, H), flags=cv2.INTER_LINEAR)[..., None]
+
+    def paste(self, frame: np.ndarray) -> np.ndarray:
+        """The full picture (H, W, 3) uint8 with `frame` (S, S, 3) pasted in."""
+        H, W = self.shape
+        big = cv2.warpAffine(frame, self.matrix, (W, H), flags=cv2.INTER_LINEAR)
+        out = self.photo + self.mask * (big.astype(np.float32) - self.photo)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -245,6 +245,8 @@ class EspeakSynth:
 
         Returns (audio (N,) float32 in [-1, 1], sample_rate, phonemes). The phonemes tile
         [0, N / sample_rate] without gaps: leading silence and pauses are kind 'pause'.
+        Repeated calls can differ by a few samples: eSpeak carries synthesis state (pitch
+        flutter phase) from one utterance to the next.
         """
         if not text or not text.strip():
             raise FacecastError("no text to speak; pass a non-empty sentence")
