@@ -11,11 +11,12 @@ Per frame (all (T,) float32):
 - loudness    0..1, energy relative to a running active-speech level (`LOUD_RANGE_DB` below the
               level -> 0, at the level -> 1), so quiet and loud recordings behave the same.
 - voicing     0..1, normalised autocorrelation peak (Boersma's window-corrected method),
-              zero in noise/silence.
+              zero in silence, damped in frames dominated by high-frequency noise.
 - pitch_hz    F0 in Hz when voicing > `VOICED_MIN`, else 0.
-- f1_hz, f2_hz  first two formants from the LPC envelope (order `LPC_ORDER`, pre-emphasis
-              `PRE_EMPHASIS`), median-of-3 + exponential smoothing over voiced frames, held
-              through unvoiced frames (they start at a neutral schwa, 500 / 1500 Hz).
+- f1_hz, f2_hz  first two formants: peaks of a selective LPC envelope (order `LPC_ORDER` over
+              0..`FORMANT_BAND_HZ`, pre-emphasis `PRE_EMPHASIS`), median-of-3 + exponential
+              smoothing over voiced vowel-like frames, held through the others (they start at
+              a neutral schwa, 500 / 1500 Hz).
 - openness    0..1, jaw opening: level near the speech level x F1 height, damped when
               unvoiced, in nasal murmurs, fricatives and closures.
 - frontness   0..1 from F2 (/u o/ -> 0, /i/ -> 1), zero in pauses.
@@ -105,8 +106,11 @@ NASAL_HF_DB = (18.0, 22.0)       # -10 log10(share of energy above 2 kHz): 0 .. 
                                  # /a/ ~ 15, /i/ ~ 6)
 NASAL_DROP_DB = (4.0, 12.0)      # energy below the speech level, dB: weights nasal 0.4 .. 1
 
-FRIC_SHARE = (0.1, 0.4)      # share of energy above 3.5 kHz: 0 .. 1
+FRIC_SHARE = (0.08, 0.35)    # share of energy above FRIC_HZ: 0 .. 1 (vowels < 0.03, s ~ 0.8)
 FRIC_HZ = 3500.0
+FRIC_BELOW_LEVEL_DB = 35.0   # fricatives fade out below (speech level - this)
+NOISE_SHARE = (0.08, 0.25)   # voicing is damped to 0 as the share above FRIC_HZ goes over this
+VOWEL_MAX_HF_SHARE = 0.05    # formants and the speaker's pitch are learnt below this share
 
 CLOSURE_DROP_DB = 12.0       # a closure starts when energy drops this much ...
 CLOSURE_DROP_S = 0.06        # ... within this long, from near the speech level ...
@@ -449,14 +453,17 @@ class AcousticAnalyzer:
         speech = s_raw if s_raw > hang else hang
 
         gate = _ramp(e, noise + 3.0, noise + 9.0) * (1.0 if e > ABS_MIN_SPEECH_DB - 5 else 0.0)
-        voicing = vraw * gate
+        share_hf = c["share_hf"][i]
+        # noise (fricatives, aspiration) can show chance autocorrelation peaks: damp voicing
+        # when the frame is dominated by energy above FRIC_HZ
+        voicing = vraw * gate * (1.0 - _ramp(share_hf, *NOISE_SHARE))
         voiced = voicing > VOICED_MIN
         f0 = c["f0"][i] if voiced else 0.0
         loud = _ramp(e, ref - LOUD_RANGE_DB, ref) * gate
 
-        # speaker scale from running mean log-pitch, formant smoothing on voiced frames
+        # speaker scale from running mean log-pitch, formant smoothing on vowel-like frames
         f1r, f2r = c["f1"][i], c["f2"][i]
-        if voiced:
+        if voiced and share_hf < VOWEL_MAX_HF_SHARE:
             self._f0_count += 1
             n = min(self._f0_count, self._f0_tau_frames)
             self._f0_mean_log += (math.log(f0) - self._f0_mean_log) / n
@@ -472,8 +479,8 @@ class AcousticAnalyzer:
         scale = min(max(scale, FORMANT_SCALE_RANGE[0]), FORMANT_SCALE_RANGE[1])
         f1n, f2n = self._f1 / scale, self._f2 / scale
 
-        fric = _ramp(c["share_hf"][i], *FRIC_SHARE) * (1.0 - 0.8 * voicing) * loud ** 0.5 \
-            if loud > 0 else 0.0
+        fric = _ramp(share_hf, *FRIC_SHARE) * (1.0 - 0.7 * voicing) * gate \
+            * _ramp(e, ref - FRIC_BELOW_LEVEL_DB - 10.0, ref - FRIC_BELOW_LEVEL_DB)
         frontness = _ramp(f2n, *FRONT_F2_HZ)
         rounding = _ramp(f2n, *ROUND_F2_HZ) * _ramp(f1n, *ROUND_F1_HZ) * speech
         nasal = voicing * _ramp(c["nasal_ratio_db"][i], *NASAL_RATIO_DB) * _ramp(c["hf2k_db"][i], *NASAL_HF_DB) \

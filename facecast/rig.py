@@ -136,6 +136,8 @@ def find_faces(photo: np.ndarray, tracker: FaceTracker) -> list[DetectedFace]:
     for img, off, lenient in attempts:
         faces = tracker.landmarks(img, lenient=lenient)
         if faces:
+            faces += _more_faces(img, faces, tracker)
+            faces.sort(key=lambda f: -f.size)
             return [DetectedFace(_shift(f.landmarks, -off) / scale) for f in faces]
     # last resort: face-detector boxes, then the mesh on each enlarged box crop
     for x0, y0, x1, y1 in tracker.detect_boxes(small):
@@ -150,6 +152,31 @@ def find_faces(photo: np.ndarray, tracker: FaceTracker) -> list[DetectedFace]:
                 lm[:, 1] += by
                 return [DetectedFace(lm / scale)]
     return []
+
+
+def _more_faces(img: np.ndarray, found: list[DetectedFace], tracker: FaceTracker) -> list[DetectedFace]:
+    """Faces the mesh's detector passed over: blank the faces found so far, then look again in
+    the whole picture and in overlapping square tiles (the detector sees small faces in a tile)."""
+    h, w = img.shape[:2]
+    work = img.copy()
+    more: list[DetectedFace] = []
+    side = min(h, w) // 2 if max(h, w) < 2 * min(h, w) else min(h, w)
+    tiles = [(0, 0, w, h)] + [(x, y, side, side) for y in range(0, max(1, h - side + 1), max(1, side // 2))
+                              for x in range(0, max(1, w - side + 1), max(1, side // 2))]
+    for x, y, tw, th in tiles:
+        for f in found + more:
+            x0, y0, x1, y1 = f.bbox
+            pad = 0.25 * f.size
+            cv2.rectangle(work, (int(x0 - pad), int(y0 - 2 * pad)), (int(x1 + pad), int(y1 + pad)),
+                          (128, 128, 128), -1)
+        for f in tracker.landmarks(work[y:y + th, x:x + tw]):
+            lm = f.landmarks.copy()
+            lm[:, 0] += x
+            lm[:, 1] += y
+            more.append(DetectedFace(lm))
+        if len(found) + len(more) >= tracker.max_faces:
+            break
+    return more
 
 
 def _shift(lm: np.ndarray, off: float) -> np.ndarray:

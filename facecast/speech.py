@@ -98,16 +98,17 @@ class Phoneme:
 #: Bilabials (lips meet): eSpeak/X-SAMPA p b m and variants, IPA ɓ ʙ, ARPAbet P B M.
 #: Spanish intervocalic b/v (eSpeak 'B', IPA β) and German 'pf' count too: viseme sets map them
 #: to the same closed-lips shape.
-BILABIAL = frozenset({"p", "b", "m", "p#", "b#", "ph", "p'", "m-", "m#", "B", "pf", "ɓ", "ʙ", "β", "ɸ",
-                      "P", "M"})
+BILABIAL = frozenset({"p", "b", "m", "p#", "b#", "ph", "p'", "m-", "m#", "B", "pf", "ɓ", "ʙ", "β", "ɸ"})
 #: Labiodentals (lower lip to upper teeth): f v, eSpeak 'F' / IPA ɱ, ɱ, ʋ, ARPAbet F V.
 LABIODENTAL = frozenset({"f", "v", "F", "ɱ", "ʋ", "V#", "v#", "f#"})
-#: Open (a-like) vowels: eSpeak/X-SAMPA a a: a# aa A A: A@ aI aU aI@ aU@ aI3 0 (British 'lot')
-#: V (strut) { (ae) 6 (near-open central) Q, their nasal forms (a~ A~), IPA a ɑ ɒ æ ɐ ʌ and
-#: diphthongs starting with them, ARPAbet AA AE AH AW AY.
-OPEN_VOWEL_BASES = frozenset({"a", "a:", "a#", "aa", "A", "A:", "A@", "A#", "aI", "aU", "aI@", "aU@",
+#: Open (a-like) vowels: eSpeak/X-SAMPA a a: aa A A: A@ aI aU aI@ aU@ aI3 0 (British 'lot')
+#: V (strut) { (ae) 6 (near-open central) Q &, nasal a~ A~; IPA a ɑ ɒ æ ɐ ʌ ɶ and diphthongs
+#: starting with them; ARPAbet AA AE AH AW AY. eSpeak's reduced English 'a#' ("about") is not
+#: open (kind 'vowel').
+OPEN_VOWEL_BASES = frozenset({"a", "a:", "aa", "A", "A:", "A@", "A#", "aI", "aU", "aI@", "aU@",
                               "aI3", "aI#", "0", "0:", "V", "{", "6", "Q", "a~", "A~", "&"})
 _IPA_OPEN = "aɑɒæɐʌɶ"
+REDUCED_VOWELS = frozenset({"a#"})
 ARPABET_OPEN = frozenset({"AA", "AE", "AH", "AW", "AY"})
 ARPABET_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AX", "AXR", "AY", "EH", "ER", "EY", "IH",
                             "IX", "IY", "OW", "OY", "UH", "UW", "UX"})
@@ -157,7 +158,7 @@ def classify_phoneme(symbol: str, alphabet: str = "auto") -> str:
         return "bilabial"
     if core in LABIODENTAL or core[:1] in ("ɱ", "ʋ") or re.fullmatch(r"[fv][:#'\-]?", core):
         return "labiodental"
-    if core in OPEN_VOWEL_BASES or (core[:1] in _IPA_OPEN):
+    if core in OPEN_VOWEL_BASES or (core[:1] in _IPA_OPEN and core not in REDUCED_VOWELS):
         return "open_vowel"
     if core[:1] in _VOWEL_START:
         return "vowel"
