@@ -26,13 +26,17 @@ Per frame (all (T,) float32):
               little energy over 2 kHz, and clearly weaker than the vowels.
 - fricative   0..1, share of energy above 3.5 kHz in unvoiced/noisy frames (s, sh, f).
 - closure     0..1, a stop closure or gap: energy fell sharply from speech level to far below
-              it and has not come back; fades after `CLOSURE_HOLD_S`.
+              it and has not come back; fades after `CLOSURE_HOLD_S`. Being causal it cannot
+              tell a closure from the start of a pause or the end of the utterance, so the
+              first ~0.3 s of every silence after speech reads as closure (lips together).
 - burst       0..1, abrupt broadband rise right after a closure (a plosive release).
 - speech      0..1, voice activity with `HANGOVER_S` hangover (pauses -> 0).
 
 Formant positions are normalised for the speaker with a running mean pitch: a higher voice
 implies a shorter vocal tract, so formants are divided by (mean_f0 / `F0_REF_HZ`) **
-`FORMANT_SCALE_EXP` (clipped to `FORMANT_SCALE_RANGE`) before the mappings below.
+`FORMANT_SCALE_EXP` (clipped to `FORMANT_SCALE_RANGE`) before the F1/F2 mappings
+(`OPEN_F1_HZ`, `FRONT_F2_HZ`, `ROUND_F2_HZ`, `ROUND_F1_HZ`). The mappings are tuned on eSpeak
+voices (male and female) in en/es/de/fr/it, not on recorded speech.
 
 Streaming: `AcousticAnalyzer.push(samples)` returns the frames that became complete; frame t
 needs samples up to t * hop + hop / 2 + WINDOW / 2 (11 ms past the end of its interval), and
@@ -44,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
@@ -90,8 +94,11 @@ HANGOVER_S = 0.2             # speech stays 1 this long after the last active fr
 HANGOVER_FADE_S = 0.15       # ... then fades to 0 over this long
 
 LEVEL_ATTACK_S = 0.05        # active speech level: fast up ...
-LEVEL_RELEASE_S = 1.5        # ... slow down; updated on confidently voiced frames only
-LEVEL_MIN_SNR_DB = 15.0
+LEVEL_RELEASE_S = 1.5        # ... slow down; updated only on frames with voicing above
+LEVEL_MIN_VOICING = 0.6      # ... this and energy at least ...
+LEVEL_MIN_SNR_DB = 15.0      # ... this far above the noise floor
+LEVEL_DEFAULT_SNR_DB = 25.0  # before any such frame, the level is taken this far above noise
+GATE_SNR_DB = (3.0, 9.0)     # frames within this of the noise floor fade to 'nothing here'
 LOUD_RANGE_DB = 30.0
 
 OPEN_F1_HZ = (300.0, 750.0)  # F1 -> openness 0..1
@@ -432,15 +439,23 @@ class AcousticAnalyzer:
             q.popleft()
         noise = q[0][1] + NOISE_BIAS_DB
 
+        gate = _ramp(e, noise + GATE_SNR_DB[0], noise + GATE_SNR_DB[1]) \
+            * (1.0 if e > ABS_MIN_SPEECH_DB - 5.0 else 0.0)
+        share_hf = c["share_hf"][i]
+        # noise (fricatives, aspiration) can show chance autocorrelation peaks: damp voicing
+        # when the frame is dominated by energy above FRIC_HZ
+        voicing = vraw * gate * (1.0 - _ramp(share_hf, *NOISE_SHARE))
+        voiced = voicing > VOICED_MIN
+
         # active speech level (confidently voiced, well above noise)
         level = self._level
-        if vraw > 0.6 and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
+        if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
             if level is None:
                 level = e
             else:
                 level += (self._a_up if e > level else self._a_down) * (e - level)
             self._level = level
-        ref = level if level is not None else max(noise + 25.0, ABS_MIN_SPEECH_DB + 25.0)
+        ref = level if level is not None else max(noise, ABS_MIN_SPEECH_DB) + LEVEL_DEFAULT_SNR_DB
 
         # voice activity with hangover
         thr = max(noise + VAD_SNR_DB, ref - VAD_BELOW_LEVEL_DB, ABS_MIN_SPEECH_DB)
@@ -452,12 +467,6 @@ class AcousticAnalyzer:
         hang = 1.0 if since <= self._hang else _clip01(1.0 - (since - self._hang) / self._hang_fade)
         speech = s_raw if s_raw > hang else hang
 
-        gate = _ramp(e, noise + 3.0, noise + 9.0) * (1.0 if e > ABS_MIN_SPEECH_DB - 5 else 0.0)
-        share_hf = c["share_hf"][i]
-        # noise (fricatives, aspiration) can show chance autocorrelation peaks: damp voicing
-        # when the frame is dominated by energy above FRIC_HZ
-        voicing = vraw * gate * (1.0 - _ramp(share_hf, *NOISE_SHARE))
-        voiced = voicing > VOICED_MIN
         f0 = c["f0"][i] if voiced else 0.0
         loud = _ramp(e, ref - LOUD_RANGE_DB, ref) * gate
 
@@ -483,8 +492,10 @@ class AcousticAnalyzer:
             * _ramp(e, ref - FRIC_BELOW_LEVEL_DB - 10.0, ref - FRIC_BELOW_LEVEL_DB)
         frontness = _ramp(f2n, *FRONT_F2_HZ)
         rounding = _ramp(f2n, *ROUND_F2_HZ) * _ramp(f1n, *ROUND_F1_HZ) * speech
-        nasal = voicing * _ramp(c["nasal_ratio_db"][i], *NASAL_RATIO_DB) * _ramp(c["hf2k_db"][i], *NASAL_HF_DB) \
-            * (0.4 + 0.6 * _ramp(ref - e, *NASAL_DROP_DB)) if voiced else 0.0
+        nasal = 0.0
+        if voiced:
+            nasal = voicing * _ramp(c["nasal_ratio_db"][i], *NASAL_RATIO_DB) \
+                * _ramp(c["hf2k_db"][i], *NASAL_HF_DB) * (0.4 + 0.6 * _ramp(ref - e, *NASAL_DROP_DB))
 
         # closure: a falling, sharp drop from near speech level to far below it
         recent = self._recent_e
@@ -541,20 +552,15 @@ class AcousticAnalyzer:
 
 def _levinson(r: np.ndarray, order: int) -> np.ndarray:
     """Levinson-Durbin over rows: r (T, order + 1) autocorrelations -> a (T, order + 1), a0 = 1."""
-    T = len(r)
-    a = np.zeros((T, order + 1))
+    a = np.zeros((len(r), order + 1))
     a[:, 0] = 1.0
     err = r[:, 0].copy()
+    floor = 1e-12 * r[:, 0]
     for i in range(1, order + 1):
-        acc = r[:, i].copy()
-        for j in range(1, i):
-            acc += a[:, j] * r[:, i - j]
-        k = -acc / err
-        prev = a[:, 1:i].copy()
-        a[:, 1:i] = prev + k[:, None] * prev[:, ::-1]
+        k = -(r[:, i] + np.sum(a[:, 1:i] * r[:, i - 1:0:-1], axis=1)) / err
+        a[:, 1:i] = a[:, 1:i] + k[:, None] * a[:, i - 1:0:-1]
         a[:, i] = k
-        err = err * (1.0 - k * k)
-        err = np.maximum(err, 1e-12 * r[:, 0])
+        err = np.maximum(err * (1.0 - k * k), floor)
     return a
 
 

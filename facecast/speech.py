@@ -191,7 +191,8 @@ class EspeakSynth:
     """Thin wrapper over the eSpeak NG shared library from `espeakng-loader`.
 
     Nothing is loaded until the first `synthesize` call. `library_path`/`data_path` default to
-    the files shipped in the `espeakng_loader` package.
+    the files shipped in the `espeakng_loader` package. eSpeak is one global C state per
+    process, so the first instance to initialise it fixes the library and data for all.
     """
 
     def __init__(self, library_path: str | None = None, data_path: str | None = None):
