@@ -16,6 +16,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -119,13 +120,30 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
     normalised matrix (stereo -> (L + R) / 2). Packets that fail to decode are skipped (a
     truncated tail is tolerated); a file that yields no samples raises `FacecastError`.
     """
+    return np.concatenate(list(iter_audio(path, sample_rate)))
+
+
+def iter_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Stream the first audio track of `path` as mono float32 chunks at `sample_rate`.
+
+    Same decoding and errors as `load_audio`, in constant memory (for hour-long files). The
+    errors about an undecodable or empty file are raised when the stream ends without samples.
+    """
     sample_rate = int(sample_rate)
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     p = _check_file(path)
-    chunks: list[np.ndarray] = []
-    n_packets = n_bad = 0
+    n = n_packets = n_bad = 0
     first_error: BaseException | None = None
+
+    def clean(parts):
+        nonlocal n
+        for f in parts:
+            x = np.clip(np.nan_to_num(_to_mono(f), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+            n += len(x)
+            if len(x):
+                yield x
+
     with _open(p) as container:
         stream = _audio_stream(container, p)
         resampler = _new_resampler(sample_rate)
@@ -144,15 +162,16 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
                     try:
                         out = resampler.resample(frame)
                     except ValueError:  # format/rate/layout changed mid-stream: start over
-                        chunks.extend(_to_mono(f) for f in resampler.resample(None))
+                        yield from clean(resampler.resample(None))
                         resampler = _new_resampler(sample_rate)
                         out = resampler.resample(frame)
-                    chunks.extend(_to_mono(f) for f in out)
+                    yield from clean(out)
+                if n_packets >= 20 and n_bad > MAX_BAD_PACKET_FRACTION * n_packets:
+                    break
         except av.FFmpegError as e:  # demuxer gave up (truncated/corrupt container)
             first_error = first_error or e
             n_bad += 1
-        chunks.extend(_to_mono(f) for f in resampler.resample(None))
-    n = sum(len(c) for c in chunks)
+        yield from clean(resampler.resample(None))
     if n == 0:
         if first_error is not None:
             raise FacecastError(
@@ -163,9 +182,6 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
         raise FacecastError(
             f"{p} is badly corrupt ({n_bad} of {n_packets} audio packets failed to decode); "
             "export or convert it again")
-    x = np.concatenate(chunks).astype(np.float32, copy=False)
-    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.clip(x, -1.0, 1.0)
 
 
 def _new_resampler(sample_rate: int) -> av.AudioResampler:

@@ -1,5 +1,7 @@
 """The `facecast` command line: a thin layer over the Python API.
 
+    facecast render IMAGE AUDIO -o out.mp4 [controls] [--size N] [--fps F] [--save-motion M]
+    facecast motion AUDIO -o motion.json|motion.csv [controls] [--fps F]
     facecast analyze IMAGE -o overlay.png [--json]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
 
@@ -30,6 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--output", required=True, help="overlay image to write (.png/.jpg)")
     a.add_argument("--json", action="store_true", help="also print the rig's numbers as JSON")
 
+    r = sub.add_parser("render", help="portrait + speech -> talking-face video (the main job)")
+    _add_rig_args(r)
+    r.add_argument("audio", help="speech: wav, mp3, flac, ogg, m4a/aac, or a video's audio track")
+    r.add_argument("-o", "--output", required=True, help="output .mp4/.webm/.mov/.mkv, or a folder for PNG frames")
+    r.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25; 30 and 60 work)")
+    r.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
+    r.add_argument("--save-motion", help="also write the generated motion (.json or .csv)")
+    _add_control_args(r)
+    _add_verbosity(r)
+
+    mo = sub.add_parser("motion", help="speech -> motion file (ARKit blendshapes + head pose) for other tools")
+    mo.add_argument("audio", help="speech file")
+    mo.add_argument("-o", "--output", required=True, help="motion file to write (.json or .csv)")
+    mo.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25; Live Link Face uses 60)")
+    _add_control_args(mo)
+    _add_verbosity(mo)
+
     m = sub.add_parser("animate", help="render a motion file or a preset onto the portrait")
     _add_rig_args(m)
     src = m.add_mutually_exclusive_group(required=True)
@@ -40,8 +59,71 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seconds", type=float, default=4.0, help="length of a preset clip (default 4)")
     m.add_argument("--fps", type=float, default=25.0, help="frame rate of a preset clip (default 25)")
     m.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
-    m.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_verbosity(m)
     return ap
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument("--verbose", action="store_true", help="print timings and the rig's numbers")
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers like 10,-5, got {text!r}") from None
+    return a, b
+
+
+def _add_control_args(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("controls (whole clip; --controls FILE for keyframed tracks)")
+    c.add_argument("--emotion", default="neutral", help="neutral, happy, sad, angry, surprised, with intensity: happy:0.7")
+    c.add_argument("--gaze", type=_pair, default=(0.0, 0.0), help="where the eyes rest: YAW,PITCH degrees (0,0 = camera)")
+    c.add_argument("--head-distance", type=float, default=1.0, help="head size factor, 0.5-2 (1 = as photographed)")
+    c.add_argument("--head-offset", type=_pair, default=(0.0, 0.0), help="head position offset X,Y in crop widths")
+    c.add_argument("--motion-scale", type=float, default=1.0, help="head-motion amount, 0-3 (0 = still head)")
+    c.add_argument("--still", action="store_true", help="same as --motion-scale 0")
+    c.add_argument("--expression-scale", type=float, default=1.0, help="mouth and expression amount, 0-2")
+    c.add_argument("--blink-rate", type=float, default=17.0, help="blinks per minute (default 17)")
+    c.add_argument("--seed", type=int, default=0, help="random seed of head motion, blinks, saccades")
+    c.add_argument("--controls", help="controls JSON file with keyframes (see README)")
+
+
+def _controls(args):
+    from .controls import Controls, ControlTrack
+    base = Controls(emotion=args.emotion, gaze=args.gaze, head_distance=args.head_distance,
+                    head_offset=args.head_offset, motion_scale=0.0 if args.still else args.motion_scale,
+                    expression_scale=args.expression_scale, blink_rate=args.blink_rate, seed=args.seed)
+    return ControlTrack.load(args.controls, base) if args.controls else base
+
+
+class Progress:
+    """A one-line progress bar with ETA on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.t0 = None
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = now
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-6)
+        eta = (total - done) / max(rate, 1e-6)
+        bar = "#" * int(30 * done / total)
+        sys.stderr.write(f"\r[{bar:<30}] {100 * done / total:5.1f}%  {rate:5.1f} fps  ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "animate":
             return cmd_animate(args)
+        if args.command == "render":
+            return cmd_render(args)
+        if args.command == "motion":
+            return cmd_motion(args)
     except FacecastError as e:
         print(f"facecast: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -98,20 +184,61 @@ def cmd_animate(args) -> int:
     motion = MotionSequence.load(args.motion) if args.motion else preset_motion(args.preset, args.seconds, args.fps)
     if len(motion) == 0:
         raise FacecastError("the motion has no frames")
-    audio, rate = None, 16000
     if args.audio:
-        from .audio import load_audio
-        audio = load_audio(args.audio, sample_rate=rate)
+        from .audio import load_audio_info
+        load_audio_info(args.audio)  # fail early on bad audio
     rig = _rig(args)
     renderer = Renderer(rig)
     paster = FullFramePaster(rig) if args.full_frame else None
     size = (paster.shape[1], paster.shape[0]) if paster else rig.size
-    with VideoWriter(out, motion.fps, size, audio=audio, audio_rate=rate) as vw:
+    with VideoWriter(out, motion.fps, size, audio_rate=48000 if args.audio else None) as vw:
+        if args.audio:
+            from .audio import iter_audio
+            for chunk in iter_audio(args.audio, 48000):
+                vw.write_audio(chunk)
         for frame_motion in motion:
             frame = renderer.render(frame_motion)
             vw.write(paster.paste(frame) if paster else frame)
     if not args.quiet:
         print(f"facecast: wrote {out} ({len(motion)} frames, {motion.duration:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_render(args) -> int:
+    import time
+    from .audio import load_audio_info
+    from .pipeline import Animator
+    from .video import check_output_path
+    t0 = time.perf_counter()
+    out = check_output_path(args.output, [args.image, args.audio])
+    controls = _controls(args)
+    load_audio_info(args.audio)  # fail early on bad audio, before building the rig
+    rig = _rig(args)
+    anim = Animator(args.image, rig=rig, full_frame=args.full_frame)
+    if args.verbose:
+        print(f"facecast: rig {json.dumps(rig.summary())}", file=sys.stderr)
+    res = anim.render(args.audio, out, fps=args.fps, controls=controls, save_motion=args.save_motion,
+                      progress=Progress(not args.quiet))
+    if not args.quiet:
+        total = time.perf_counter() - t0
+        print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s of video, "
+              f"{res.frames / max(res.wall_s, 1e-9):.1f} fps; {total:.1f} s in all)", file=sys.stderr)
+    return 0
+
+
+def cmd_motion(args) -> int:
+    from .audio import load_audio
+    from .generator import generate_motion
+    ext = Path(args.output).suffix.lower()
+    if ext not in (".json", ".csv"):
+        raise FacecastError(f"motion files are .json or .csv, not {ext or 'no extension'!r}")
+    if not Path(args.output).parent.exists():
+        raise FacecastError(f"output folder {Path(args.output).parent} does not exist")
+    controls = _controls(args)
+    motion = generate_motion(load_audio(args.audio, 16000), 16000, args.fps, controls)
+    motion.save(args.output)
+    if not args.quiet:
+        print(f"facecast: wrote {args.output} ({len(motion)} frames at {args.fps:g} fps)", file=sys.stderr)
     return 0
 
 

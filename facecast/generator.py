@@ -37,7 +37,7 @@ DEFAULT_LIP_LEAD_S = 0.03
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
             "closure", "burst", "speech")
 
-JAW_MAX = 0.72                # jawOpen for a loud fully open vowel
+JAW_MAX = 0.58                # jawOpen for a loud fully open vowel
 TAU_OPEN_S, TAU_CLOSE_S, TAU_LIPS_S = 0.035, 0.022, 0.012
 HEAD_TAU_S = 0.18             # critically damped smoothing of head angles
 IDLE_AMP = np.array([1.2, 2.2, 1.0])     # pitch, yaw, roll idle sway amplitude, degrees

@@ -45,23 +45,26 @@ def check_output_path(output: str | os.PathLike, inputs: list[str | os.PathLike]
 
 
 class VideoWriter:
-    """Stream RGB frames (S, S, 3) uint8 to a video file or PNG folder; optionally mux audio.
+    """Stream RGB frames (H, W, 3) uint8 to a video file or PNG folder, with optional audio.
 
-    audio: mono float32 samples in [-1, 1] at `audio_rate` (muxed as AAC / Opus).
+    audio_rate: sample rate of the mono float32 audio given to `write_audio` (None: no audio
+    track). Audio is streamed too; at the end it is trimmed or padded to the video's length, so
+    the two stay in sync to the sample. A PNG folder gets no audio.
     """
 
     def __init__(self, output: str | os.PathLike, fps: float, size: int | tuple[int, int],
-                 audio: np.ndarray | None = None, audio_rate: int = 16000, crf: int = 20,
-                 preset: str = "veryfast", threads: int = 0):
+                 audio_rate: int | None = None, crf: int = 20, preset: str = "veryfast", threads: int = 0):
         self.output = Path(output)
         self.fps = fps
         self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.audio = audio
-        self.audio_rate = int(audio_rate)
+        self.audio_rate = int(audio_rate) if audio_rate else None
         self.crf, self.preset, self.threads = crf, preset, threads
         self.frames_written = 0
+        self.audio_written = 0
+        self._pending = np.zeros(0, np.float32)
         self._tmp: Path | None = None
         self._container = None
+        self._astream = None
 
     # ---- context -----------------------------------------------------------------------------
     def __enter__(self):
@@ -107,12 +110,11 @@ class VideoWriter:
         else:
             vs.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
         self._vstream = vs
-        self._astream = None
-        if self.audio is not None and len(self.audio):
-            arate = 48000 if acodec == "libopus" else self.audio_rate
-            self._astream = self._container.add_stream(acodec, rate=arate)
+        if self.audio_rate:
+            if acodec == "libopus" and self.audio_rate not in (8000, 12000, 16000, 24000, 48000):
+                raise FacecastError("webm audio needs a sample rate of 48000 (Opus)")
+            self._astream = self._container.add_stream(acodec, rate=self.audio_rate)
             self._astream.layout = "mono"
-            self._arate_out = arate
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB frame (H, W, 3) uint8."""
@@ -125,27 +127,37 @@ class VideoWriter:
                 self._container.mux(p)
         self.frames_written += 1
 
-    def _write_audio(self) -> None:
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append mono float32 audio at `audio_rate` (ignored for a PNG folder or no audio)."""
+        if self._astream is None:
+            return
+        self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        # hold back a frame's worth: the end is trimmed to the video's length when it is known
+        keep = int(self.audio_rate / self.fps) + 1
+        if len(self._pending) > 4 * keep + 8192:
+            self._encode_audio(self._pending[:-keep])
+            self._pending = self._pending[-keep:]
+
+    def _encode_audio(self, x: np.ndarray) -> None:
         import av
-        x = self.audio.astype(np.float32)
-        # the audio track lasts exactly as long as the video
-        n_video = self.frames_written / self.fps
-        n = int(round(n_video * self.audio_rate))
-        x = np.pad(x[:n], (0, max(0, n - len(x))))
-        if self._arate_out != self.audio_rate:
-            from scipy.signal import resample_poly
-            g = np.gcd(self._arate_out, self.audio_rate)
-            x = resample_poly(x, self._arate_out // g, self.audio_rate // g).astype(np.float32)
-        st = self._astream
-        chunk = 1024 * 8
+        chunk = 8192
         for i in range(0, len(x), chunk):
             part = np.clip(x[i:i + chunk], -1, 1)[None, :]
-            af = av.AudioFrame.from_ndarray(part, format="flt", layout="mono")
-            af.sample_rate = self._arate_out
-            af.pts = i
-            for p in st.encode(af):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format="flt", layout="mono")
+            af.sample_rate = self.audio_rate
+            af.pts = self.audio_written
+            self.audio_written += part.shape[1]
+            for p in self._astream.encode(af):
                 self._container.mux(p)
-        for p in st.encode(None):
+
+    def _finish_audio(self) -> None:
+        target = int(round(self.frames_written / self.fps * self.audio_rate))
+        rest = max(0, target - self.audio_written)
+        tail = np.pad(self._pending[:rest], (0, max(0, rest - len(self._pending))))
+        self._pending = np.zeros(0, np.float32)
+        if len(tail):
+            self._encode_audio(tail)
+        for p in self._astream.encode(None):
             self._container.mux(p)
 
     def _finish(self) -> None:
@@ -153,7 +165,7 @@ class VideoWriter:
             for p in self._vstream.encode(None):
                 self._container.mux(p)
             if self._astream is not None:
-                self._write_audio()
+                self._finish_audio()
             self._container.close()
             self._container = None
         if self.frames_written == 0:

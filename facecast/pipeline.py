@@ -1,0 +1,167 @@
+"""End to end: one portrait + one speech track -> a talking-face video; or frames streamed live.
+
+`render(image, audio, output, **controls)` is the one-call case. `Animator` builds the rig once
+and then renders many audios (`Animator.render`) or streams frames from audio chunks
+(`Animator.stream`). Long audio is decoded, analysed, rendered and encoded chunk by chunk, so
+memory stays flat for hour-long files, and the audio track is muxed in step with the frames.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .audio import iter_audio, load_audio_info
+from .controls import Controls, ControlTrack
+from .errors import FacecastError
+from .generator import SAMPLE_RATE, MotionGenerator, concat_motion
+from .motion import MotionFrame, MotionSequence
+from .render import FullFramePaster, Renderer
+from .rig import FaceRig, build_rig
+from .video import VideoWriter, check_output_path
+
+MUX_RATE = 48000
+CHUNK_S = 0.2
+
+
+@dataclass
+class RenderResult:
+    """What `render` made: output path, frame count, clip length, frame rate, wall time."""
+
+    output: Path
+    frames: int
+    duration_s: float
+    fps: float
+    wall_s: float
+    motion: MotionSequence | None = None
+
+
+class FrameStream:
+    """Audio chunks in, (MotionFrame, RGB frame) pairs out; see `Animator.stream`."""
+
+    def __init__(self, animator: "Animator", generator: MotionGenerator):
+        self.animator = animator
+        self.generator = generator
+
+    def _frames(self, motion: MotionSequence) -> list[tuple[MotionFrame, np.ndarray]]:
+        return [(m, self.animator.frame(m)) for m in motion]
+
+    def push(self, samples: np.ndarray) -> list[tuple[MotionFrame, np.ndarray]]:
+        """16 kHz mono float32 audio in; the frames that became ready out."""
+        return self._frames(self.generator.push(samples))
+
+    def flush(self) -> list[tuple[MotionFrame, np.ndarray]]:
+        return self._frames(self.generator.flush())
+
+
+class Animator:
+    """One portrait, ready to animate: build once, render many audios or stream frames.
+
+    image: path or array; size: crop size 256-1024; face: which face (0 = largest);
+    full_frame: paste the animated crop back into the whole photo.
+    """
+
+    def __init__(self, image, size: int = 512, face: int = 0, full_frame: bool = False, rig: FaceRig | None = None):
+        self.source = image
+        self.rig = rig or build_rig(image, size=size, face_index=face)
+        self.renderer = Renderer(self.rig)
+        self.paster = FullFramePaster(self.rig) if full_frame else None
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of output frames."""
+        if self.paster:
+            return self.paster.shape[1], self.paster.shape[0]
+        return self.rig.size, self.rig.size
+
+    def frame(self, m: MotionFrame) -> np.ndarray:
+        f = self.renderer.render(m)
+        return self.paster.paste(f) if self.paster else f
+
+    def stream(self, controls: Controls | ControlTrack | None = None, fps: float = 25.0, **kw) -> FrameStream:
+        """A live stream: push 16 kHz audio chunks, get (MotionFrame, frame) pairs as they are ready."""
+        return FrameStream(self, MotionGenerator(fps, controls, **kw))
+
+    def render(self, audio, output: str | os.PathLike, fps: float = 25.0,
+               controls: Controls | ControlTrack | None = None, save_motion: str | os.PathLike | None = None,
+               progress: Callable[[int, int], None] | None = None, **writer_kw) -> RenderResult:
+        """Render `audio` (a file path, or 16 kHz mono float32 samples) to `output`.
+
+        output: .mp4 (H.264 + AAC), .webm (VP9 + Opus), .mov, .mkv, or a folder for PNG frames.
+        save_motion: also write the motion (.json or .csv). progress(done, total) is called per frame.
+        """
+        if not 1 <= fps <= 120:
+            raise FacecastError(f"--fps must be between 1 and 120, got {fps}")
+        out = check_output_path(output, [self.source if not isinstance(self.source, np.ndarray) else None,
+                                         audio if not isinstance(audio, np.ndarray) else None])
+        if save_motion is not None:
+            ext = Path(save_motion).suffix.lower()
+            if ext not in (".json", ".csv"):
+                raise FacecastError(f"--save-motion writes .json or .csv, not {ext or 'no extension'!r}")
+            if not Path(save_motion).parent.exists():
+                raise FacecastError(f"folder {Path(save_motion).parent} does not exist")
+        if isinstance(audio, np.ndarray):
+            x = np.asarray(audio, np.float32).reshape(-1)
+            if x.size == 0:
+                raise FacecastError("the audio is empty")
+            duration = len(x) / SAMPLE_RATE
+            analysis = (x[i:i + int(CHUNK_S * SAMPLE_RATE)] for i in range(0, len(x), int(CHUNK_S * SAMPLE_RATE)))
+            mux, mux_rate = iter([x]), SAMPLE_RATE
+        else:
+            info = load_audio_info(audio)
+            duration = info.duration_s
+            analysis = iter_audio(audio, SAMPLE_RATE)
+            mux, mux_rate = iter_audio(audio, MUX_RATE), MUX_RATE
+        gen = MotionGenerator(fps, controls)
+        total = max(1, int(round(duration * fps)))
+        keep = [] if save_motion is not None else None
+        t0 = time.perf_counter()
+        with VideoWriter(out, fps, self.frame_size, audio_rate=mux_rate, **writer_kw) as vw:
+            muxed = 0
+
+            def write(motion: MotionSequence):
+                nonlocal muxed
+                if keep is not None and len(motion):
+                    keep.append(motion)
+                for m in motion:
+                    vw.write(self.frame(m))
+                    # keep the audio track half a second ahead of the frames
+                    need = (vw.frames_written / fps + 0.5) * mux_rate
+                    while muxed < need:
+                        chunk = next(mux, None)
+                        if chunk is None:
+                            break
+                        vw.write_audio(chunk)
+                        muxed += len(chunk)
+                    if progress:
+                        progress(vw.frames_written, max(total, vw.frames_written))
+
+            for chunk in analysis:
+                write(gen.push(chunk))
+            write(gen.flush())
+            for chunk in mux:  # whatever audio is left (trimmed to the video's length at the end)
+                vw.write_audio(chunk)
+            frames = vw.frames_written
+        motion = concat_motion(keep, fps) if keep is not None else None
+        if save_motion is not None:
+            motion.save(save_motion)
+        return RenderResult(out, frames, frames / fps, fps, time.perf_counter() - t0, motion)
+
+
+def render(image, audio, output: str | os.PathLike, *, size: int = 512, face: int = 0, fps: float = 25.0,
+           full_frame: bool = False, save_motion: str | os.PathLike | None = None,
+           controls: Controls | ControlTrack | str | os.PathLike | None = None, **control_values) -> RenderResult:
+    """One call: portrait + speech -> video. Control keywords are those of `Controls`
+    (emotion='happy:0.7', gaze=(10, 0), head_distance, head_offset, motion_scale,
+    expression_scale, blink_rate, seed); `controls` may also be a controls JSON file."""
+    base = Controls(**control_values)
+    if isinstance(controls, (str, os.PathLike)):
+        controls = ControlTrack.load(controls, base)
+    elif controls is None:
+        controls = base
+    return Animator(image, size=size, face=face, full_frame=full_frame).render(
+        audio, output, fps=fps, controls=controls, save_motion=save_motion)
