@@ -194,8 +194,12 @@ def cmd_animate(args) -> int:
     with VideoWriter(out, motion.fps, size, audio_rate=48000 if args.audio else None) as vw:
         if args.audio:
             from .audio import iter_audio
+            left = int(round(motion.duration * 48000))  # trimmed (or padded) to the motion
             for chunk in iter_audio(args.audio, 48000):
-                vw.write_audio(chunk)
+                vw.write_audio(chunk[:left])
+                left -= len(chunk)
+                if left <= 0:
+                    break
         for frame_motion in motion:
             frame = renderer.render(frame_motion)
             vw.write(paster.paste(frame) if paster else frame)
