@@ -39,3 +39,25 @@ def astronaut_rig(astronaut, tracker):
 def rig_and_renderer(request, hopper_rig, astronaut_rig):
     rig = hopper_rig if request.param == "hopper" else astronaut_rig
     return rig, Renderer(rig)
+
+
+@pytest.fixture(scope="session")
+def tts_speech():
+    """(audio 16 kHz float32, phonemes): an English sentence with pauses, from eSpeak NG."""
+    from scipy.signal import resample_poly
+
+    from facecast.speech import synthesize
+    audio, sr, phonemes = synthesize("Hello, my name is Peter Piper. Maybe Bob can map a big apple.", "en")
+    x = resample_poly(audio, 16000, sr).astype(np.float32) if sr != 16000 else audio.astype(np.float32)
+    return x, phonemes
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory, tts_speech):
+    """The TTS sentence, then 1.2 s of silence, then the sentence again, as a 16 kHz wav file."""
+    from facecast.audio import save_wav
+    x, _ = tts_speech
+    gap = np.zeros(int(1.2 * 16000), np.float32)
+    p = tmp_path_factory.mktemp("speech") / "speech.wav"
+    save_wav(p, np.concatenate([x, gap, x]), 16000)
+    return p, len(x) / 16000, 1.2
