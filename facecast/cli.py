@@ -2,6 +2,7 @@
 
     facecast render IMAGE AUDIO -o out.mp4 [controls] [--size N] [--fps F] [--save-motion M]
     facecast motion AUDIO -o motion.json|motion.csv [controls] [--fps F]
+    facecast eval lipsync [--languages en,es,de] [--audio A --labels L]
     facecast analyze IMAGE -o overlay.png [--json]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25; Live Link Face uses 60)")
     _add_control_args(mo)
     _add_verbosity(mo)
+
+    from .evaluate import add_eval_parser
+    add_eval_parser(sub)
 
     m = sub.add_parser("animate", help="render a motion file or a preset onto the portrait")
     _add_rig_args(m)
@@ -138,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_render(args)
         if args.command == "motion":
             return cmd_motion(args)
+        if args.command == "eval":
+            from .evaluate import cmd_eval
+            return cmd_eval(args)
     except FacecastError as e:
         print(f"facecast: error: {e}", file=sys.stderr)
         return e.exit_code
