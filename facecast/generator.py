@@ -33,12 +33,14 @@ from .motion import NUM_BLENDSHAPES, MotionSequence
 
 SAMPLE_RATE = 16000
 DEFAULT_LOOKAHEAD_S = 0.12
-DEFAULT_LIP_LEAD_S = 0.03
+DEFAULT_LIP_LEAD_S = 0.0
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
             "closure", "burst", "speech")
 
 JAW_MAX = 0.58                # jawOpen for a loud fully open vowel
-TAU_OPEN_S, TAU_CLOSE_S, TAU_LIPS_S = 0.035, 0.022, 0.012
+DIP_REACH_S = 0.08            # loudness valleys: neighbours looked at on each side
+DIP_MIN, DIP_FULL = 0.15, 0.15  # valley depth (loudness units) where lips start / finish closing
+TAU_OPEN_S, TAU_CLOSE_S, TAU_LIPS_S = 0.025, 0.02, 0.012
 HEAD_TAU_S = 0.18             # critically damped smoothing of head angles
 IDLE_AMP = np.array([1.2, 2.2, 1.0])     # pitch, yaw, roll idle sway amplitude, degrees
 ACCENT_AMP = np.array([3.0, 2.0, 1.6])   # nod / turn / tilt per accent, degrees
@@ -147,9 +149,10 @@ class MotionGenerator:
         return MotionSequence(self.fps, np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0),
                               np.zeros((0, NUM_BLENDSHAPES)), np.zeros((0, 2)))
 
-    def _window(self, t: float) -> dict[str, np.ndarray]:
-        """Feature values of the frames whose centres lie within half a video frame of t."""
-        half = 0.5 / self.fps
+    def _window(self, t: float, half: float | None = None) -> dict[str, np.ndarray]:
+        """Feature values of the frames whose centres lie within `half` (default: half a video
+        frame) of t."""
+        half = 0.5 / self.fps if half is None else half
         a = int(math.floor((t - half) / HOP_S - 0.5)) + 1
         b = int(math.floor((t + half) / HOP_S - 0.5))
         a, b = max(a, 0), max(b, a)
@@ -189,6 +192,17 @@ class MotionGenerator:
             speech = float(w["speech"].mean())
         else:
             openness = closure = nasal = rounding = front = fric = speech = 0.0
+        # a loudness valley between louder neighbours: a stop closure that the closure detector
+        # misses (voiced /b/, or a /p/ right after silence) -> lips shut
+        wd = self._window(t + self.lip_lead_s, DIP_REACH_S)
+        if wd and w:
+            ld = wd["loudness"]
+            mid = len(ld) // 2
+            valley = float(w["loudness"].min())
+            sides = min(float(ld[:mid].max(initial=0.0)), float(ld[mid:].max(initial=0.0)))
+            dip = min(1.0, max(0.0, (sides - valley - DIP_MIN) / DIP_FULL))
+        else:
+            dip = 0.0
         if wh:
             loud = float(wh["loudness"].mean())
             voiced = wh["pitch_hz"][wh["pitch_hz"] > 0]
@@ -199,7 +213,7 @@ class MotionGenerator:
 
         # ---- mouth ------------------------------------------------------------------------
         es = c.expression_scale
-        lips_shut = max(closure, 0.9 * nasal)
+        lips_shut = max(closure, min(1.0, 1.5 * nasal), dip)
         active = min(1.0, speech * 1.5)
         jaw = JAW_MAX * min(1.0, 1.1 * openness) * active
         jaw *= (1.0 - 0.55 * lips_shut) * (1.0 - 0.45 * fric)
