@@ -3,12 +3,16 @@
 `VideoWriter` is a context manager that streams frames to the encoder (never holding a clip in
 memory), writes into a temporary file beside the target and renames it into place only when the
 clip is complete; an exception (or Ctrl-C) inside the `with` block leaves nothing behind.
+Encoding runs on a background thread fed by a short bounded queue, so rendering (the caller's
+thread) and encoding use two cores.
 """
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +20,8 @@ import cv2
 import numpy as np
 
 from .errors import FacecastError
+
+QUEUE_FRAMES = 8
 
 VIDEO_EXTS = {".mp4": ("mp4", "libx264", "aac"), ".mov": ("mov", "libx264", "aac"),
               ".webm": ("webm", "libvpx-vp9", "libopus"), ".mkv": ("matroska", "libx264", "aac")}
@@ -65,6 +71,9 @@ class VideoWriter:
         self._tmp: Path | None = None
         self._container = None
         self._astream = None
+        self._queue: queue.Queue | None = None
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     # ---- context -----------------------------------------------------------------------------
     def __enter__(self):
@@ -78,6 +87,9 @@ class VideoWriter:
                 os.close(fd)
                 self._tmp = Path(name)
                 self._open_container(ext)
+                self._queue = queue.Queue(maxsize=QUEUE_FRAMES)
+                self._worker = threading.Thread(target=self._work, name="facecast-encoder", daemon=True)
+                self._worker.start()
         except OSError as e:
             self._cleanup()
             raise FacecastError(f"cannot write {self.output}: {e.strerror or e}") from None
@@ -121,17 +133,55 @@ class VideoWriter:
         if self._container is None:
             cv2.imwrite(str(self._tmp / f"frame_{self.frames_written:06d}.png"), frame[:, :, ::-1])
         else:
-            import av
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            for p in self._vstream.encode(vf):
-                self._container.mux(p)
+            self._put(("v", np.ascontiguousarray(frame)))
         self.frames_written += 1
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Append mono float32 audio at `audio_rate` (ignored for a PNG folder or no audio)."""
         if self._astream is None:
             return
-        self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        self._put(("a", np.asarray(samples, np.float32).reshape(-1)))
+
+    # ---- the encoder thread -------------------------------------------------------------------
+    def _put(self, item) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        import av
+        try:
+            while (item := self._queue.get()) is not None:
+                kind, data = item
+                if kind == "v":
+                    for p in self._vstream.encode(av.VideoFrame.from_ndarray(data, format="rgb24")):
+                        self._container.mux(p)
+                else:
+                    self._take_audio(data)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self._error = e
+            while self._queue.get() is not None:  # drain so the caller never blocks
+                pass
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            if self._error is None:
+                self._queue.put(None)
+            else:
+                try:
+                    self._queue.put_nowait(None)
+                except queue.Full:
+                    pass
+            self._worker.join()
+            self._worker = None
+
+    def _take_audio(self, x: np.ndarray) -> None:
+        self._pending = np.concatenate([self._pending, x])
         # hold back a frame's worth: the end is trimmed to the video's length when it is known
         keep = int(self.audio_rate / self.fps) + 1
         if len(self._pending) > 4 * keep + 8192:
@@ -161,6 +211,9 @@ class VideoWriter:
             self._container.mux(p)
 
     def _finish(self) -> None:
+        self._stop_worker()
+        if self._error is not None:
+            raise self._error
         if self._container is not None:
             for p in self._vstream.encode(None):
                 self._container.mux(p)
@@ -180,6 +233,14 @@ class VideoWriter:
         self._tmp = None
 
     def _abort(self) -> None:
+        if self._worker is not None:
+            self._error = self._error or RuntimeError("aborted")
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._stop_worker()
         if self._container is not None:
             try:
                 self._container.close()
