@@ -1,6 +1,8 @@
-"""Render the README's contact sheet: poses, smile, open mouth, blink and gaze on two real photos.
+"""Render the README's pictures: the contact sheet (poses, smile, open mouth, blink and gaze on two
+real photos) and a strip of frames from a real render of `facecast demo`.
 
-    python docs/make_contact_sheet.py   ->   docs/contact_sheet.png
+    facecast demo -o demo.mp4 && python docs/make_contact_sheet.py
+        ->   docs/contact_sheet.png, docs/render_strip.png
 """
 from pathlib import Path
 
@@ -41,5 +43,20 @@ def main():
     print(out)
 
 
+
+
+def render_strip(video: str = "demo.mp4", every: int = 6, count: int = 8) -> Path:
+    """A strip of frames from a real render (`facecast demo`) -> docs/render_strip.png."""
+    import av
+    with av.open(video) as c:
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+    tiles = [cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in frames[2:2 + count]]
+    out = Path(__file__).with_name("render_strip.png")
+    cv2.imwrite(str(out), np.concatenate(tiles, 1)[:, :, ::-1])
+    return out
+
+
 if __name__ == "__main__":
     main()
+    if Path("demo.mp4").exists():
+        print(render_strip("demo.mp4"))

@@ -2,6 +2,7 @@
 
     facecast render IMAGE AUDIO -o out.mp4 [controls] [--size N] [--fps F] [--save-motion M]
     facecast motion AUDIO -o motion.json|motion.csv [controls] [--fps F]
+    facecast demo [-o demo.mp4]
     facecast eval lipsync [--languages en,es,de] [--audio A --labels L]
     facecast analyze IMAGE -o overlay.png [--json]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
@@ -24,6 +25,10 @@ def _add_rig_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face", type=int, default=0, help="which face to use when there are several: 0 = largest")
 
 
+DEMO_TEXT = ("Hello! I am Grace Hopper. Maybe you have heard of my work on compilers. "
+             "Remember: a ship in port is safe, but that is not what ships are built for.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="facecast", description="One portrait + motion or speech -> talking-face video, on a CPU.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -42,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-motion", help="also write the generated motion (.json or .csv)")
     _add_control_args(r)
     _add_verbosity(r)
+
+    d = sub.add_parser("demo", help="render the bundled sample: Grace Hopper speaking an eSpeak NG sentence")
+    d.add_argument("-o", "--output", default="demo.mp4", help="output video (default demo.mp4)")
+    d.add_argument("--text", default=DEMO_TEXT, help="what she says")
+    d.add_argument("--voice", default="en", help="eSpeak NG voice, e.g. en, es, de, fr")
+    d.add_argument("--size", type=int, default=512, help="output size (default 512)")
+    _add_verbosity(d)
 
     mo = sub.add_parser("motion", help="speech -> motion file (ARKit blendshapes + head pose) for other tools")
     mo.add_argument("audio", help="speech file")
@@ -142,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_render(args)
         if args.command == "motion":
             return cmd_motion(args)
+        if args.command == "demo":
+            return cmd_demo(args)
         if args.command == "eval":
             from .evaluate import cmd_eval
             return cmd_eval(args)
@@ -235,6 +249,23 @@ def cmd_render(args) -> int:
         print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s of video, "
               f"{res.frames / max(res.wall_s, 1e-9):.1f} fps; {total:.1f} s in all)", file=sys.stderr)
     return 0
+
+
+def cmd_demo(args) -> int:
+    import tempfile
+
+    import matplotlib.cbook
+
+    from .audio import save_wav
+    from .speech import synthesize
+    photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    audio, sr, _ = synthesize(args.text, args.voice)
+    with tempfile.TemporaryDirectory() as d:
+        wav = Path(d) / "demo.wav"
+        save_wav(wav, audio, sr)
+        ns = build_parser().parse_args(["render", photo, str(wav), "-o", args.output, "--size", str(args.size)]
+                                       + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else []))
+        return cmd_render(ns)
 
 
 def cmd_motion(args) -> int:
