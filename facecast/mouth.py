@@ -125,13 +125,37 @@ def _own_layers(rig) -> tuple[Layer, Layer]:
     xs = np.arange(w) + x0
     up = np.interp(xs, *_sorted_xy(lm[topo.LIPS_INNER_UPPER, :2]))
     lo = np.interp(xs, *_sorted_xy(lm[topo.LIPS_INNER_LOWER, :2]))
-    split = up + 0.55 * (lo - up)
+    split = _teeth_split(patch, up - y0, lo - y0) + y0
     yy = np.arange(h)[:, None] + y0
     # the lower (jaw) half is opaque wherever the upper half is not fully opaque, so the two
     # together reproduce the photo exactly when nothing moves
     ua = np.clip(split[None, :] - yy + 0.5, 0, 1).astype(np.float32)
     la = np.clip(yy - (split[None, :] - 3.0), 0, 1).astype(np.float32)
     return Layer(patch, ua, (x0, y0)), Layer(patch, la, (x0, y0))
+
+
+def _teeth_split(patch: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per column of the photo's open mouth, the row between the upper and lower teeth (w,).
+
+    The darkest row in the lower two thirds of the opening (the gap between the rows of teeth,
+    or the dark mouth behind them); where it is not clearly darker than the teeth above, only
+    upper teeth show and the split is the lower lip itself.
+    """
+    lum = cv2.GaussianBlur(patch.mean(2), (5, 5), 0)
+    h, w = lum.shape
+    split = lo.copy()
+    for x in range(w):
+        a, b = int(np.ceil(up[x])), int(np.floor(lo[x]))
+        if b - a < 3:
+            continue
+        col = lum[a:b + 1, x]
+        start = int(0.35 * len(col))
+        k = start + int(np.argmin(col[start:]))
+        teeth = float(np.percentile(col[:max(start, 1)], 75))
+        if col[k] < 0.7 * teeth:
+            split[x] = a + k
+    # smooth along the mouth so the split does not zig-zag between columns
+    return cv2.GaussianBlur(split.astype(np.float32)[None, :], (1, 9), 0)[0]
 
 
 def _sorted_xy(c: np.ndarray):
