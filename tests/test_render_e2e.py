@@ -153,3 +153,18 @@ print(marks[600], marks[res.frames], resource.getrusage(resource.RUSAGE_SELF).ru
         assert float(a.duration * a.time_base) == pytest.approx(600.0, abs=0.1)
     # frames kept in memory would add 1.2 GB, the decoded audio 0.1-0.2 GB
     assert end - early < 40 and peak < 600, (early, end, peak)
+
+
+def test_webm_output_and_demo(tmp_path, hopper_path, speech_wav):
+    wav, first_s, gap_s = speech_wav
+    out = tmp_path / "talk.webm"
+    r = run_cli("render", hopper_path, wav, "-o", out, "--size", 256, "--still", "--expression-scale", "1.5")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+        assert c.streams.audio[0].codec_context.name in ("opus", "libopus")
+    demo = tmp_path / "demo.mp4"
+    r = run_cli("demo", "-o", demo, "--size", 256, "--text", "Hello, this is a short demo.")
+    assert r.returncode == 0, r.stderr
+    frames, audio_s, codec = decode(demo)
+    assert len(frames) > 25 and codec == "aac"
