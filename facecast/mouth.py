@@ -223,6 +223,15 @@ def _warp_layer(layer: Layer, src_anchor: np.ndarray, dst_anchor: np.ndarray, lo
     return rgb, a
 
 
+def smooth_loop(pts: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Round a closed polygon (N, 2) by Chaikin corner cutting -> (N * 2**iterations, 2)."""
+    p = np.asarray(pts, np.float32)
+    for _ in range(iterations):
+        q = np.roll(p, -1, axis=0)
+        p = np.stack([0.75 * p + 0.25 * q, 0.25 * p + 0.75 * q], axis=1).reshape(-1, 2)
+    return p
+
+
 GAP_PAIRS = np.array([(13, 14), (82, 87), (312, 317), (81, 178), (311, 402)])
 
 
@@ -243,7 +252,7 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
     if visible <= 0.0:
         return
     S = frame.shape[0]
-    poly = deformed_lm[topo.LIPS_INNER]
+    poly = smooth_loop(deformed_lm[topo.LIPS_INNER])
     lo = np.clip(np.floor(poly.min(0)).astype(int) - 2, 0, S)
     hi = np.clip(np.ceil(poly.max(0)).astype(int) + 3, 0, S)
     if np.any(hi - lo < 3):
