@@ -43,11 +43,13 @@ JAW_IDS = [BLENDSHAPE_INDEX[n] for n in ("jawOpen", "jawLeft", "jawRight", "jawF
 @dataclass
 class FrameGeometry:
     """Where things are in one output frame: landmarks (478, 2) after head + expression,
-    rigid_landmarks (478, 2) after head motion alone, jaw_landmarks (478, 2) after head + jaw."""
+    rigid_landmarks (478, 2) after head motion alone; teeth_upper / teeth_lower (3, 2): where the
+    mouth interior's skull and jaw anchors go (moved on the plane of the teeth)."""
 
     landmarks: np.ndarray
     rigid_landmarks: np.ndarray
-    jaw_landmarks: np.ndarray
+    teeth_upper: np.ndarray
+    teeth_lower: np.ndarray
 
 
 class Renderer:
@@ -62,6 +64,7 @@ class Renderer:
         self.eyes = build_eyes(rig)
         self.mouth = build_mouth(rig)
         self.photo_gap = lip_gap(rig.landmarks)
+        self._teeth_depth = float(rig.landmarks[topo.LIPS_INNER, 2].mean())
         self._build_grid()
         self._rgba = np.dstack([rig.image, rig.masks["person"]])
         self._bg = rig.background
@@ -163,7 +166,13 @@ class Renderer:
         jaw_w = np.zeros_like(m.blendshapes)
         jaw_w[JAW_IDS] = m.blendshapes[JAW_IDS]
         Ej = self.basis.deform(jaw_w)
-        geo = FrameGeometry(((lm + E) @ A.T + b)[:, :2], (lm @ A.T + b)[:, :2], ((lm + Ej) @ A.T + b)[:, :2])
+        # the teeth sit on a plane at the lips' depth: their anchors move as points of that plane
+        up, lo = self.mouth.upper_anchors, self.mouth.lower_anchors
+        flat = lm[up + lo].copy()
+        flat[:, 2] = self._teeth_depth
+        flat[3:] += Ej[lo]
+        teeth = (flat @ A.T + b)[:, :2]
+        geo = FrameGeometry(((lm + E) @ A.T + b)[:, :2], (lm @ A.T + b)[:, :2], teeth[:3], teeth[3:])
         return geo, E
 
     def source_map(self, m: MotionFrame, E: np.ndarray) -> np.ndarray | None:
@@ -207,8 +216,7 @@ class Renderer:
             frame = cv2.blendLinear(np.ascontiguousarray(warped[..., :3]), self._bg, a, 1.0 - a)
         for eye in self.eyes:
             composite_eye(frame, eye, m.gaze, geo.rigid_landmarks, geo.landmarks)
-        composite_mouth(frame, self.mouth, geo.landmarks, geo.rigid_landmarks[self.mouth.upper_anchors],
-                        geo.jaw_landmarks[self.mouth.lower_anchors], self.photo_gap)
+        composite_mouth(frame, self.mouth, geo.landmarks, geo.teeth_upper, geo.teeth_lower, self.photo_gap)
         return frame
 
 
