@@ -253,6 +253,15 @@ def draw_masks(lm: np.ndarray, person: np.ndarray, size: int) -> dict[str, np.nd
     irises = cv2.min(irises, eyes)
     person8 = np.clip(person * 255.0 + 0.5, 0, 255).astype(np.uint8)
     person8 = cv2.max(person8, face)  # the face is always part of the person
+    # so is the top of the head (hats and pale hair often escape the segmenter): an ellipse
+    # over the forehead, as wide as the face
+    w = float(np.linalg.norm(xy[454] - xy[234]))
+    h = float(np.linalg.norm(xy[152] - xy[10]))
+    top = xy[10]
+    head = np.zeros_like(face)
+    cv2.ellipse(head, (round(top[0] * 16), round((top[1] + 0.05 * h) * 16)), (round(0.55 * w * 16), round(0.5 * h * 16)),
+                0, 0, 360, 255, -1, cv2.LINE_AA, shift=4)
+    person8 = cv2.max(person8, head)
     return {"face": face, "lips": lips, "mouth": mouth, "eyes": eyes, "irises": irises, "person": person8}
 
 
