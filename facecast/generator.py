@@ -9,8 +9,9 @@ whole-clip convenience (push everything, flush).
 What drives what (all from language-agnostic acoustics, `acoustics.py`; no recogniser):
 
 - Mouth: jaw opening follows vowel openness and loudness; lips round with rounded vowels and
-  spread with front vowels; stop closures and nasal murmurs close the lips (the closure comes
-  before the burst, so the lips are shut before the sound); sibilants bring the teeth together;
+  spread with front vowels; stop closures, loudness valleys and nasal murmurs close the lips (the
+  closure comes before the burst, so the lips are shut before the sound); sibilants bring the
+  teeth together; weak flat fricatives (f, v) tuck the lower lip under the upper teeth;
   the lips lead the sound by `lip_lead_s` (anticipatory coarticulation) and are smoothed with fast
   closing and slightly slower opening; in pauses the lips close.
 - Head: slow idle sway (seeded), nods and tilts on accents (loudness rises), a pitch that follows
@@ -190,8 +191,9 @@ class MotionGenerator:
             front = float(w["frontness"].mean())
             fric = float(w["fricative"].mean())
             speech = float(w["speech"].mean())
+            loud_m = float(w["loudness"].mean())
         else:
-            openness = closure = nasal = rounding = front = fric = speech = 0.0
+            openness = closure = nasal = rounding = front = fric = speech = loud_m = 0.0
         # a loudness valley between louder neighbours: a stop closure that the closure detector
         # misses (voiced /b/, or a /p/ right after silence) -> lips shut
         wd = self._window(t + self.lip_lead_s, DIP_REACH_S)
@@ -216,7 +218,10 @@ class MotionGenerator:
         lips_shut = max(closure, min(1.0, 1.5 * nasal), dip)
         active = min(1.0, speech * 1.5)
         jaw = JAW_MAX * min(1.0, 1.1 * openness) * active
-        jaw *= (1.0 - 0.55 * lips_shut) * (1.0 - 0.45 * fric)
+        # weak, flat fricatives (f, v; th): the lower lip tucks up under the upper teeth
+        labiodental = (min(1.0, max(0.0, (fric - 0.1) / 0.25)) * min(1.0, max(0.0, (0.85 - fric) / 0.3))
+                       * (1.0 - min(1.0, loud_m)) * active)
+        jaw *= (1.0 - 0.55 * lips_shut) * (1.0 - 0.45 * fric) * (1.0 - 0.6 * labiodental)
         target = np.zeros(NUM_BLENDSHAPES)
         target[BI["jawOpen"]] = jaw
         target[BI["mouthClose"]] = lips_shut * jaw
@@ -225,7 +230,8 @@ class MotionGenerator:
         target[BI["mouthFunnel"]] = 0.55 * rounding * min(1.0, 2 * openness) * active
         spread = 0.45 * front * (1 - rounding) * active
         target[BI["mouthStretchLeft"]] = target[BI["mouthStretchRight"]] = spread
-        target[BI["mouthUpperUpLeft"]] = target[BI["mouthUpperUpRight"]] = 0.25 * fric * active
+        target[BI["mouthUpperUpLeft"]] = target[BI["mouthUpperUpRight"]] = 0.25 * fric * active + 0.15 * labiodental
+        target[BI["mouthRollLower"]] = 0.7 * labiodental
         target[BI["mouthLowerDownLeft"]] = target[BI["mouthLowerDownRight"]] = 0.2 * jaw
         target *= es
         k_open, k_close, k_lips = _k(dt, TAU_OPEN_S), _k(dt, TAU_CLOSE_S), _k(dt, TAU_LIPS_S)
