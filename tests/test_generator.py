@@ -139,3 +139,21 @@ def test_gaze_head_distance_and_still_head_on_video(hopper_renderer, hopper_rig,
     still_px = np.abs(b[1].landmarks[skull, :2] - b[0].landmarks[skull, :2]).mean()
     lively_px = np.abs(lv[1].landmarks[skull, :2] - lv[0].landmarks[skull, :2]).mean()
     assert still_px < 1.5 and lively_px > 2 * still_px, (still_px, lively_px)
+
+
+def test_labiodentals_tuck_the_lower_lip():
+    from scipy.signal import resample_poly
+
+    from facecast.speech import synthesize
+    a, sr, ph = synthesize("Five fine fellows have very few voices. She sells seashells.", "en")
+    x = resample_poly(a, 16000, sr).astype(np.float32)
+    m = generate_motion(x, 16000, 25.0)
+    roll = m.blendshapes[:, BI["mouthRollLower"]]
+
+    def peak(kind=None, symbol=None):
+        vals = [roll[int(p.start_s * 25):int(np.ceil(p.end_s * 25)) + 1].max() for p in ph
+                if (kind and p.kind == kind) or (symbol and p.symbol == symbol)]
+        return np.array(vals)
+    fv, s = peak(kind="labiodental"), peak(symbol="s")
+    # acoustics alone separate f/v from s only partly (a neighbouring z also tucks the lip)
+    assert np.mean(fv > 0.15) >= 0.6 and fv.mean() > 1.3 * s.mean(), (fv, s)
