@@ -5,6 +5,7 @@
     facecast demo [-o demo.mp4]
     facecast eval lipsync [--languages en,es,de] [--audio A --labels L]
     facecast analyze IMAGE -o overlay.png [--json]
+    facecast serve [IMAGE] [--host 127.0.0.1] [--port 8000]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
 
 User errors print one line `facecast: error: ...` and exit with code 2.
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(mo)
 
     from .evaluate import add_eval_parser
+    from .server import add_serve_parser
     add_eval_parser(sub)
+    add_serve_parser(sub)
 
     m = sub.add_parser("animate", help="render a motion file or a preset onto the portrait")
     _add_rig_args(m)
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             from .evaluate import cmd_eval
             return cmd_eval(args)
+        if args.command == "serve":
+            from .server import cmd_serve
+            return cmd_serve(args)
     except FacecastError as e:
         print(f"facecast: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -72,6 +72,9 @@ class MotionGenerator:
         self.track = controls if isinstance(controls, ControlTrack) else ControlTrack.constant(controls)
         self.lookahead_s = float(lookahead_s)
         self.lip_lead_s = float(lip_lead_s)
+        # valleys are judged on neighbours within the look-ahead only, so output never depends
+        # on how the audio was chunked
+        self.dip_reach_s = max(0.02, min(DIP_REACH_S, self.lookahead_s - self.lip_lead_s - 0.5 * HOP_S - 0.5 / self.fps))
         self.analyzer = AcousticAnalyzer(SAMPLE_RATE, HOP_S)
         self._feat = {k: np.zeros(0, np.float32) for k in FEATURES}
         self._feat_base = 0           # feature index of self._feat[...][0]
@@ -196,7 +199,7 @@ class MotionGenerator:
             openness = closure = nasal = rounding = front = fric = speech = loud_m = 0.0
         # a loudness valley between louder neighbours: a stop closure that the closure detector
         # misses (voiced /b/, or a /p/ right after silence) -> lips shut
-        wd = self._window(t + self.lip_lead_s, DIP_REACH_S)
+        wd = self._window(t + self.lip_lead_s, self.dip_reach_s)
         if wd and w:
             ld = wd["loudness"]
             mid = len(ld) // 2

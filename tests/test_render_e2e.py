@@ -142,7 +142,9 @@ def progress(done, total):
     if done in (600, total):
         marks[done] = rss_mb()
 res = Animator({str(hopper_path)!r}, size=256).render({str(wav)!r}, {str(out)!r}, fps=10, progress=progress)
-print(marks[600], marks[res.frames], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec
+hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]
+print(marks[600], marks[res.frames], int(hwm) / 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
