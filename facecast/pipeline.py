@@ -96,8 +96,7 @@ class Animator:
         """
         if not 1 <= fps <= 120:
             raise FacecastError(f"--fps must be between 1 and 120, got {fps}")
-        out = check_output_path(output, [self.source if not isinstance(self.source, np.ndarray) else None,
-                                         audio if not isinstance(audio, np.ndarray) else None])
+        out = check_output_path(output, [self.source, audio])  # arrays are skipped
         if save_motion is not None:
             ext = Path(save_motion).suffix.lower()
             if ext not in (".json", ".csv"):

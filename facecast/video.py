@@ -34,13 +34,10 @@ def check_output_path(output: str | os.PathLike, inputs: list[str | os.PathLike]
     if ext and ext not in VIDEO_EXTS:
         raise FacecastError(f"unsupported output type {ext!r}; use .mp4, .webm, .mov, .mkv or a folder name for PNG frames")
     for i in inputs:
-        try:
-            if i is not None and not isinstance(i, np.ndarray) and Path(i).exists() and out.exists() \
-                    and out.resolve() == Path(i).resolve():
-                raise FacecastError(f"refusing to overwrite the input file {i}")
-        except TypeError:
-            pass
-    parent = out.parent if ext else out.parent
+        if isinstance(i, (str, os.PathLike)) and out.exists() and Path(i).exists() \
+                and out.resolve() == Path(i).resolve():
+            raise FacecastError(f"refusing to overwrite the input file {i}")
+    parent = out.parent
     if not parent.exists():
         raise FacecastError(f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
