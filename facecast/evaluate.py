@@ -733,20 +733,3 @@ def cmd_eval(args) -> int:
         print("PASS: all targets met" if overall.passed else
               "FAIL: targets missed: " + ", ".join(k for k, c in overall.checks().items() if c["ok"] is False))
     return 1 if (args.check and not overall.passed) else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m facecast.evaluate lipsync ...`) until the CLI wires it in."""
-    ap = argparse.ArgumentParser(prog="facecast")
-    sub = ap.add_subparsers(dest="command", required=True)
-    add_eval_parser(sub)
-    args = ap.parse_args(["eval"] + list(sys.argv[1:] if argv is None else argv))
-    try:
-        return cmd_eval(args)
-    except FacecastError as e:
-        print(f"facecast: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1152,20 +1152,3 @@ def run_client(ws_url: str, audio: np.ndarray, image_id: str = "hopper", control
     if failed:
         raise failed[0]
     return run
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m facecast.server [IMAGE] [--host H] [--port P]` (the same as `facecast serve`)."""
-    ap = argparse.ArgumentParser(prog="facecast serve")
-    sub = ap.add_subparsers(dest="command", required=True)
-    add_serve_parser(sub)
-    args = ap.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return cmd_serve(args)
-    except FacecastError as e:
-        print(f"facecast: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
