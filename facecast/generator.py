@@ -132,10 +132,6 @@ class MotionGenerator:
         total = max(1, int(round(self._samples / SAMPLE_RATE * self.fps)))
         return self._emit(total)
 
-    def frames_for(self, n_samples: int) -> int:
-        """Number of frames a clip of n_samples gets."""
-        return max(1, int(round(n_samples / SAMPLE_RATE * self.fps)))
-
     # ---- internals ----------------------------------------------------------------------------
     def _take(self, f: AcousticFeatures) -> None:
         n = len(f)

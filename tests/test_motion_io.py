@@ -45,6 +45,8 @@ def test_json_schema_fields(tmp_path):
 def test_frame_from_dict_and_unknown_name():
     f = MotionFrame(blendshapes={"jawOpen": 0.5, "eyeBlinkLeft": 2.0})
     assert f.weight("jawOpen") == 0.5 and f.weight("eyeBlinkLeft") == 1.0
+    seq = random_sequence(5)
+    assert MotionSequence.from_frames(list(seq), seq.fps).equals(seq)
     with pytest.raises(FacecastError):
         MotionFrame(blendshapes={"jawOpn": 0.5})
 
