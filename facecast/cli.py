@@ -149,29 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
-        if args.command == "analyze":
-            return cmd_analyze(args)
-        if args.command == "animate":
-            return cmd_animate(args)
-        if args.command == "render":
-            return cmd_render(args)
-        if args.command == "motion":
-            return cmd_motion(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "eval":
-            from .evaluate import cmd_eval
-            return cmd_eval(args)
-        if args.command == "serve":
-            from .server import cmd_serve
-            return cmd_serve(args)
+        return COMMANDS[args.command](args)
     except FacecastError as e:
         print(f"facecast: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("facecast: interrupted; nothing was written", file=sys.stderr)
         return 130
-    return 0
 
 
 def _rig(args):
@@ -288,6 +272,20 @@ def cmd_motion(args) -> int:
     if not args.quiet:
         print(f"facecast: wrote {args.output} ({len(motion)} frames at {args.fps:g} fps)", file=sys.stderr)
     return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import cmd_eval as run
+    return run(args)
+
+
+def cmd_serve(args) -> int:
+    from .server import cmd_serve as run
+    return run(args)
+
+
+COMMANDS = {"analyze": cmd_analyze, "animate": cmd_animate, "render": cmd_render, "motion": cmd_motion,
+            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve}
 
 
 if __name__ == "__main__":  # pragma: no cover

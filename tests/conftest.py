@@ -61,3 +61,14 @@ def speech_wav(tmp_path_factory, tts_speech):
     p = tmp_path_factory.mktemp("speech") / "speech.wav"
     save_wav(p, np.concatenate([x, gap, x]), 16000)
     return p, len(x) / 16000, 1.2
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """A `facecast serve` app on a free 127.0.0.1 port, warmed up; shut down at the end."""
+    from facecast.server import ServerThread, create_app
+    app = create_app()
+    with ServerThread(app) as srv:
+        app.state.live.wait_warm()
+        srv.live = app.state.live
+        yield srv

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecast.server import ServerThread, create_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox", "--disable-gpu",
@@ -29,12 +28,8 @@ def _need_browser():
 
 
 @pytest.fixture(scope="module")
-def page_server():
-    app = create_app()
-    with ServerThread(app) as srv:
-        app.state.live.wait_warm()
-        srv.live = app.state.live
-        yield srv
+def page_server(live_server):
+    return live_server
 
 
 def test_live_page_in_chromium(page_server, tts_speech, tmp_path):

@@ -16,19 +16,14 @@ import cv2
 import numpy as np
 import pytest
 
-websockets = pytest.importorskip("websockets")
-from websockets.sync.client import connect  # noqa: E402
+from websockets.sync.client import connect
 
-from facecast.server import ServerThread, create_app, parse_frame, run_client  # noqa: E402
+from facecast.server import parse_frame, run_client
 
 
 @pytest.fixture(scope="module")
-def server():
-    app = create_app()
-    with ServerThread(app) as srv:
-        app.state.live.wait_warm()
-        srv.live = app.state.live
-        yield srv
+def server(live_server):
+    return live_server
 
 
 def _wait(cond, timeout=3.0):
