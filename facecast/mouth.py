@@ -114,14 +114,27 @@ def build_mouth(rig) -> MouthModel:
 
 
 def _own_layers(rig) -> tuple[Layer, Layer]:
-    """The photo's visible mouth interior, split at the midline into skull and jaw halves."""
+    """The photo's visible mouth interior, split between the rows of teeth into skull and jaw halves.
+
+    The interior is extended beyond the photo's opening (inpainted, fading into shadow), so a
+    smile or an opening wider than the photo's shows more mouth, not a hole.
+    """
     lm = rig.landmarks
+    S = rig.size
     inner = lm[topo.LIPS_INNER, :2]
     x0, y0 = np.floor(inner.min(0)).astype(int) - 2
     x1, y1 = np.ceil(inner.max(0)).astype(int) + 3
-    x0, y0 = max(x0, 0), max(y0, 0)
-    patch = rig.image[y0:y1, x0:x1].astype(np.float32)
-    h, w = patch.shape[:2]
+    mx, my = int(0.3 * (x1 - x0)) + 2, int(0.6 * (y1 - y0)) + 2
+    x0, y0, x1, y1 = max(x0 - mx, 0), max(y0 - my, 0), min(x1 + mx, S), min(y1 + my, S)
+    photo = rig.image[y0:y1, x0:x1]
+    h, w = photo.shape[:2]
+    known = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(known, [np.round((inner - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
+    known = cv2.dilate(known, np.ones((5, 5), np.uint8))   # covers the outline's anti-aliased edge
+    filled = cv2.inpaint(photo, 255 - known, 5, cv2.INPAINT_TELEA).astype(np.float32)
+    dist = cv2.distanceTransform(255 - known, cv2.DIST_L2, 3)
+    shade = 0.5 + 0.5 * np.exp(-dist / max(2.0, 0.12 * w))
+    patch = np.where(known[..., None] > 0, photo.astype(np.float32), filled * shade[..., None])
     xs = np.arange(w) + x0
     up = np.interp(xs, *_sorted_xy(lm[topo.LIPS_INNER_UPPER, :2]))
     lo = np.interp(xs, *_sorted_xy(lm[topo.LIPS_INNER_LOWER, :2]))
@@ -131,7 +144,7 @@ def _own_layers(rig) -> tuple[Layer, Layer]:
     # together reproduce the photo exactly when nothing moves
     ua = np.clip(split[None, :] - yy + 0.5, 0, 1).astype(np.float32)
     la = np.clip(yy - (split[None, :] - 3.0), 0, 1).astype(np.float32)
-    return Layer(patch, ua, (x0, y0)), Layer(patch, la, (x0, y0))
+    return Layer(patch.astype(np.float32), ua, (x0, y0)), Layer(patch.astype(np.float32), la, (x0, y0))
 
 
 def _teeth_split(patch: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray:
