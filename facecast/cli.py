@@ -145,9 +145,23 @@ class Progress:
         sys.stderr.flush()
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a `kill`, a container stop) unwinds like Ctrl-C, so partial outputs are removed."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    _interrupt_on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except FacecastError as e:
@@ -175,12 +189,12 @@ def cmd_analyze(args) -> int:
         raise FacecastError(f"output folder {out.parent} does not exist")
     rig = _rig(args)
     import cv2
+
+    from .outputs import PendingFile
     img = draw_overlay(rig)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    if not cv2.imwrite(str(tmp), img[:, :, ::-1]):
-        tmp.unlink(missing_ok=True)
-        raise FacecastError(f"cannot write {out}")
-    tmp.replace(out)
+    with PendingFile(out) as f:
+        if not cv2.imwrite(str(f.path), img[:, :, ::-1]):
+            raise FacecastError(f"cannot write {out}")
     if args.json:
         print(json.dumps(rig.summary(), indent=2))
     return 0

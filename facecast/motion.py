@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FacecastError
+from .outputs import write_text_atomic
 
 #: The 52 ARKit blendshape names, in ARKit's documented order (also Live Link Face's).
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -271,14 +272,3 @@ class MotionSequence:
         except json.JSONDecodeError as e:
             raise FacecastError(f"motion file {path} is not valid JSON: {e}") from None
         return cls.from_json_dict(d)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise FacecastError(f"cannot write {path}: {e.strerror or e}") from None

@@ -2,7 +2,8 @@
 
 `VideoWriter` is a context manager that streams frames to the encoder (never holding a clip in
 memory), writes into a temporary file beside the target and renames it into place only when the
-clip is complete; an exception (or Ctrl-C) inside the `with` block leaves nothing behind.
+clip is complete (`facecast.outputs`); an exception (or Ctrl-C) inside the `with` block leaves
+nothing behind, and a PNG-frame folder never replaces a folder holding anything but frames.
 Encoding runs on a background thread fed by a short bounded queue, so rendering (the caller's
 thread) and encoding use two cores.
 """
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
-import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .errors import FacecastError
+from .outputs import PendingFile, PendingFrameFolder, check_frame_folder
 
 QUEUE_FRAMES = 8
 
@@ -44,6 +43,8 @@ def check_output_path(output: str | os.PathLike, inputs: list[str | os.PathLike]
         raise FacecastError(f"cannot write to {parent}: permission denied")
     if out.is_dir() and ext:
         raise FacecastError(f"{out} is a folder")
+    if not ext:
+        check_frame_folder(out)
     return out
 
 
@@ -65,7 +66,7 @@ class VideoWriter:
         self.frames_written = 0
         self.audio_written = 0
         self._pending = np.zeros(0, np.float32)
-        self._tmp: Path | None = None
+        self._out: PendingFile | PendingFrameFolder | None = None
         self._container = None
         self._astream = None
         self._queue: queue.Queue | None = None
@@ -75,21 +76,20 @@ class VideoWriter:
     # ---- context -----------------------------------------------------------------------------
     def __enter__(self):
         ext = self.output.suffix.lower()
-        parent = self.output.parent
+        if not ext:
+            self._out = PendingFrameFolder(self.output)
+            return self
+        self._out = PendingFile(self.output)
         try:
-            if not ext:
-                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.output.name}.", dir=parent))
-            else:
-                fd, name = tempfile.mkstemp(prefix=f".{self.output.stem}.", suffix=ext, dir=parent)
-                os.close(fd)
-                self._tmp = Path(name)
-                self._open_container(ext)
-                self._queue = queue.Queue(maxsize=QUEUE_FRAMES)
-                self._worker = threading.Thread(target=self._work, name="facecast-encoder", daemon=True)
-                self._worker.start()
-        except OSError as e:
-            self._cleanup()
-            raise FacecastError(f"cannot write {self.output}: {e.strerror or e}") from None
+            self._open_container(ext)
+        except BaseException as e:
+            self._out.discard()
+            if isinstance(e, OSError):
+                raise FacecastError(f"cannot write {self.output}: {e.strerror or e}") from None
+            raise
+        self._queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._worker = threading.Thread(target=self._work, name="facecast-encoder", daemon=True)
+        self._worker.start()
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -108,7 +108,7 @@ class VideoWriter:
         import av
         fmt, vcodec, acodec = VIDEO_EXTS[ext]
         opts = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-        self._container = av.open(str(self._tmp), mode="w", format=fmt, options=opts)
+        self._container = av.open(str(self._out.path), mode="w", format=fmt, options=opts)
         rate = Fraction(self.fps).limit_denominator(1001)
         vs = self._container.add_stream(vcodec, rate=rate)
         vs.width, vs.height = self.size
@@ -128,7 +128,7 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB frame (H, W, 3) uint8."""
         if self._container is None:
-            cv2.imwrite(str(self._tmp / f"frame_{self.frames_written:06d}.png"), frame[:, :, ::-1])
+            self._out.write(frame[:, :, ::-1])
         else:
             self._put(("v", np.ascontiguousarray(frame)))
         self.frames_written += 1
@@ -220,14 +220,8 @@ class VideoWriter:
             self._container = None
         if self.frames_written == 0:
             raise FacecastError("no frames were produced")
-        try:
-            if self._tmp.is_dir():
-                if self.output.exists():
-                    shutil.rmtree(self.output) if self.output.is_dir() else self.output.unlink()
-            os.replace(self._tmp, self.output)
-        except OSError as e:
-            raise FacecastError(f"cannot write {self.output}: {e.strerror or e}") from None
-        self._tmp = None
+        self._out.commit()
+        self._out = None
 
     def _abort(self) -> None:
         if self._worker is not None:
@@ -247,6 +241,6 @@ class VideoWriter:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if self._tmp is not None and self._tmp.exists():
-            shutil.rmtree(self._tmp, ignore_errors=True) if self._tmp.is_dir() else self._tmp.unlink()
-        self._tmp = None
+        if self._out is not None:
+            self._out.discard()
+        self._out = None
