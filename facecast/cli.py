@@ -201,35 +201,21 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_animate(args) -> int:
+    from .audio import load_audio_info
     from .motion import MotionSequence
+    from .pipeline import Animator
     from .presets import preset_motion
-    from .render import FullFramePaster, Renderer
-    from .video import VideoWriter, check_output_path
+    from .video import check_output_path
     out = check_output_path(args.output, [args.image, args.motion, args.audio])
     motion = MotionSequence.load(args.motion) if args.motion else preset_motion(args.preset, args.seconds, args.fps)
     if len(motion) == 0:
         raise FacecastError("the motion has no frames")
     if args.audio:
-        from .audio import load_audio_info
-        load_audio_info(args.audio)  # fail early on bad audio
-    rig = _rig(args)
-    renderer = Renderer(rig)
-    paster = FullFramePaster(rig) if args.full_frame else None
-    size = (paster.shape[1], paster.shape[0]) if paster else rig.size
-    with VideoWriter(out, motion.fps, size, audio_rate=48000 if args.audio else None) as vw:
-        if args.audio:
-            from .audio import iter_audio
-            left = int(round(motion.duration * 48000))  # trimmed (or padded) to the motion
-            for chunk in iter_audio(args.audio, 48000):
-                vw.write_audio(chunk[:left])
-                left -= len(chunk)
-                if left <= 0:
-                    break
-        for frame_motion in motion:
-            frame = renderer.render(frame_motion)
-            vw.write(paster.paste(frame) if paster else frame)
+        load_audio_info(args.audio)  # fail early on bad audio, before building the rig
+    anim = Animator(args.image, rig=_rig(args), full_frame=args.full_frame)
+    res = anim.animate(motion, out, audio=args.audio, progress=Progress(not args.quiet))
     if not args.quiet:
-        print(f"facecast: wrote {out} ({len(motion)} frames, {motion.duration:.2f} s)", file=sys.stderr)
+        print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s)", file=sys.stderr)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +18,7 @@ import numpy as np
 from .audio import iter_audio, load_audio_info
 from .controls import Controls, ControlTrack
 from .errors import FacecastError
-from .generator import SAMPLE_RATE, MotionGenerator, concat_motion
+from .generator import DEFAULT_LOOKAHEAD_S, SAMPLE_RATE, MotionGenerator, concat_motion
 from .motion import MotionFrame, MotionSequence
 from .render import FullFramePaster, Renderer
 from .rig import FaceRig, build_rig
@@ -26,6 +26,8 @@ from .video import VideoWriter, check_output_path
 
 MUX_RATE = 48000
 CHUNK_S = 0.2
+GLIDE_S = 0.3                  # controls changed mid-stream cross-fade over this long
+MUX_AHEAD_S = 0.5             # the audio track is kept this far ahead of the frames
 
 
 @dataclass
@@ -41,21 +43,52 @@ class RenderResult:
 
 
 class FrameStream:
-    """Audio chunks in, (MotionFrame, RGB frame) pairs out; see `Animator.stream`."""
+    """Audio chunks in, (MotionFrame, RGB frame) pairs out; see `Animator.stream`.
+
+    `push` / `flush` generate and render every frame. A real-time consumer that may skip frames
+    (the live server) uses `push_motion` / `flush_motion` and renders the frames it keeps with
+    `frame`. `set_controls` changes the controls mid-stream with a short glide.
+    """
 
     def __init__(self, animator: "Animator", generator: MotionGenerator):
         self.animator = animator
         self.generator = generator
+        self.frames_out = 0           # motion frames generated so far
 
     def _frames(self, motion: MotionSequence) -> list[tuple[MotionFrame, np.ndarray]]:
         return [(m, self.animator.frame(m)) for m in motion]
 
+    def push_motion(self, samples: np.ndarray) -> MotionSequence:
+        """16 kHz mono float32 audio in; the motion frames that became ready out."""
+        motion = self.generator.push(samples)
+        self.frames_out += len(motion)
+        return motion
+
+    def flush_motion(self) -> MotionSequence:
+        """End of audio: the remaining motion frames."""
+        motion = self.generator.flush()
+        self.frames_out += len(motion)
+        return motion
+
+    def frame(self, m: MotionFrame) -> np.ndarray:
+        """Render one motion frame: (H, W, 3) uint8 RGB."""
+        return self.animator.frame(m)
+
     def push(self, samples: np.ndarray) -> list[tuple[MotionFrame, np.ndarray]]:
         """16 kHz mono float32 audio in; the frames that became ready out."""
-        return self._frames(self.generator.push(samples))
+        return self._frames(self.push_motion(samples))
 
     def flush(self) -> list[tuple[MotionFrame, np.ndarray]]:
-        return self._frames(self.generator.flush())
+        return self._frames(self.flush_motion())
+
+    def set_controls(self, controls: Controls, glide_s: float = GLIDE_S) -> None:
+        """From the next frame on, glide from the current controls to `controls` over `glide_s`;
+        the seed stays that of the start, so head motion and blinks go on without a jump."""
+        t = self.frames_out / self.generator.fps
+        track = self.generator.track
+        cur = track.at(t)
+        new = replace(controls, seed=track.seed)
+        self.generator.track = ControlTrack(new, [(t, replace(cur, seed=track.seed)), (t + glide_s, new)])
 
 
 class Animator:
@@ -88,11 +121,14 @@ class Animator:
 
     def render(self, audio, output: str | os.PathLike, fps: float = 25.0,
                controls: Controls | ControlTrack | None = None, save_motion: str | os.PathLike | None = None,
-               progress: Callable[[int, int], None] | None = None, **writer_kw) -> RenderResult:
+               progress: Callable[[int, int], None] | None = None, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
+               **writer_kw) -> RenderResult:
         """Render `audio` (a file path, or 16 kHz mono float32 samples) to `output`.
 
         output: .mp4 (H.264 + AAC), .webm (VP9 + Opus), .mov, .mkv, or a folder for PNG frames.
-        save_motion: also write the motion (.json or .csv). progress(done, total) is called per frame.
+        save_motion: also write the motion (.json or .csv). progress(done, total) is called per
+        frame; an exception raised by it aborts the render and leaves no file. lookahead_s: the
+        generator's look-ahead (the live mode uses a shorter one).
         """
         if not 1 <= fps <= 120:
             raise FacecastError(f"--fps must be between 1 and 120, got {fps}")
@@ -108,46 +144,74 @@ class Animator:
             if x.size == 0:
                 raise FacecastError("the audio is empty")
             duration = len(x) / SAMPLE_RATE
-            analysis = (x[i:i + int(CHUNK_S * SAMPLE_RATE)] for i in range(0, len(x), int(CHUNK_S * SAMPLE_RATE)))
+            step = int(CHUNK_S * SAMPLE_RATE)
+            analysis = (x[i:i + step] for i in range(0, len(x), step))
             mux, mux_rate = iter([x]), SAMPLE_RATE
         else:
-            info = load_audio_info(audio)
-            duration = info.duration_s
+            duration = load_audio_info(audio).duration_s
             analysis = iter_audio(audio, SAMPLE_RATE)
             mux, mux_rate = iter_audio(audio, MUX_RATE), MUX_RATE
-        gen = MotionGenerator(fps, controls)
-        total = max(1, int(round(duration * fps)))
+        gen = MotionGenerator(fps, controls, lookahead_s=lookahead_s)
         keep = [] if save_motion is not None else None
-        t0 = time.perf_counter()
-        with VideoWriter(out, fps, self.frame_size, audio_rate=mux_rate, **writer_kw) as vw:
-            muxed = 0
 
-            def write(motion: MotionSequence):
+        def motion_chunks():
+            for chunk in analysis:
+                yield gen.push(chunk)
+            yield gen.flush()
+
+        res = self._write(out, fps, motion_chunks(), max(1, int(round(duration * fps))), mux, mux_rate,
+                          progress, keep, writer_kw)
+        if save_motion is not None:
+            res.motion.save(save_motion)
+        return res
+
+    def animate(self, motion: MotionSequence, output: str | os.PathLike, audio=None,
+                progress: Callable[[int, int], None] | None = None, **writer_kw) -> RenderResult:
+        """Render a given motion (a motion file, a preset, a capture) to `output` at its frame
+        rate, with `audio` (a file path; optional) muxed, trimmed or padded to the motion's length."""
+        if len(motion) == 0:
+            raise FacecastError("the motion has no frames")
+        out = check_output_path(output, [self.source, audio])
+        if audio is not None:
+            load_audio_info(audio)  # fail early on bad audio
+        mux = iter_audio(audio, MUX_RATE) if audio is not None else None
+        return self._write(out, motion.fps, iter([motion]), len(motion), mux, MUX_RATE if mux else None,
+                           progress, None, writer_kw)
+
+    def _write(self, out: Path, fps: float, motion_chunks, total: int, mux, mux_rate: int | None,
+               progress, keep: list | None, writer_kw: dict) -> RenderResult:
+        """Render motion chunks to `out`, muxing audio chunks from `mux` (at `mux_rate`) in step,
+        `MUX_AHEAD_S` ahead of the frames; the track is trimmed or padded to the video's length."""
+        t0 = time.perf_counter()
+        muxed = 0
+        with VideoWriter(out, fps, self.frame_size, audio_rate=mux_rate, **writer_kw) as vw:
+
+            def feed(upto_s: float) -> None:
+                """Mux audio until `upto_s`, never past the video's expected end."""
                 nonlocal muxed
+                need = int(round(min(upto_s, total / fps) * mux_rate))
+                while muxed < need:
+                    chunk = next(mux, None)
+                    if chunk is None:
+                        return
+                    chunk = chunk[:int(round(total / fps * mux_rate)) - muxed]
+                    vw.write_audio(chunk)
+                    muxed += len(chunk)
+
+            for motion in motion_chunks:
                 if keep is not None and len(motion):
                     keep.append(motion)
                 for m in motion:
                     vw.write(self.frame(m))
-                    # keep the audio track half a second ahead of the frames
-                    need = (vw.frames_written / fps + 0.5) * mux_rate
-                    while muxed < need:
-                        chunk = next(mux, None)
-                        if chunk is None:
-                            break
-                        vw.write_audio(chunk)
-                        muxed += len(chunk)
+                    if mux is not None:
+                        feed(vw.frames_written / fps + MUX_AHEAD_S)
                     if progress:
                         progress(vw.frames_written, max(total, vw.frames_written))
-
-            for chunk in analysis:
-                write(gen.push(chunk))
-            write(gen.flush())
-            for chunk in mux:  # whatever audio is left (trimmed to the video's length at the end)
-                vw.write_audio(chunk)
             frames = vw.frames_written
+            if mux is not None:
+                total = max(total, frames)
+                feed(frames / fps)  # the rest; the writer pads or trims it to the video's length
         motion = concat_motion(keep, fps) if keep is not None else None
-        if save_motion is not None:
-            motion.save(save_motion)
         return RenderResult(out, frames, frames / fps, fps, time.perf_counter() - t0, motion)
 
 
