@@ -15,7 +15,7 @@ Metric definitions (frame i shows the face at time t_i = i / fps; a frame "lies 
 [a, b] when a <= t_i <= b; only frames with t_i < audio duration + 0.5 / fps are used, so a
 generator that returns one frame more or less than the audio length is aligned by time):
 
-- Lip gap g_i: `retrack.lip_gap` of the re-tracked frame (inner-lip gap in eye-corner
+- Lip gap g_i: `topology.lip_gap` of the re-tracked frame (inner-lip gap in eye-corner
   distances). Frames where no face is found are filled by linear interpolation (`frames_lost`).
 - References, per clip: photo_gap = g of the photo itself (the zero-motion frame);
   closed_ref = min(photo_gap, 5th percentile of g over the clip); open_ref = 90th percentile
@@ -498,7 +498,7 @@ def photo_lip_gap(rig, tracker) -> float:
     from .retrack import measure
     m = measure(tracker, rig, rig.image)
     if m is None:
-        from .retrack import lip_gap
+        from .topology import lip_gap
         return lip_gap(rig.landmarks)
     return float(m.lip_gap)
 

@@ -245,23 +245,15 @@ def smooth_loop(pts: np.ndarray, iterations: int = 2) -> np.ndarray:
     return p
 
 
-GAP_PAIRS = np.array([(13, 14), (82, 87), (312, 317), (81, 178), (311, 402)])
-
-
-def lip_gap_px(lm: np.ndarray) -> float:
-    """Mean distance between facing inner-lip points, (478, 2+) landmarks -> pixels."""
-    return float(np.mean(np.linalg.norm(lm[GAP_PAIRS[:, 0], :2] - lm[GAP_PAIRS[:, 1], :2], axis=1)))
-
-
 def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarray,
                     upper_dst: np.ndarray, lower_dst: np.ndarray, photo_gap: float) -> None:
     """Draw the mouth interior into `frame` (S, S, 3) uint8 in place.
 
     deformed_lm: (478, 2) final landmark positions (the lips); upper_dst / lower_dst: (3, 2)
     where the upper and lower anchors go (head motion alone / head and jaw); photo_gap: the
-    photo's `lip_gap_px`, so lips closed in the photo stay untouched until they part.
+    photo's `topology.lip_gap_px`, so lips closed in the photo stay untouched until they part.
     """
-    visible = 1.0 if mouth.own_teeth else float(np.clip((lip_gap_px(deformed_lm) - photo_gap) / 1.5, 0.0, 1.0))
+    visible = 1.0 if mouth.own_teeth else float(np.clip((topo.lip_gap_px(deformed_lm) - photo_gap) / 1.5, 0.0, 1.0))
     if visible <= 0.0:
         return
     S = frame.shape[0]

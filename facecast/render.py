@@ -30,7 +30,7 @@ from .blendshapes import BlendshapeBasis
 from .eyes import build_eyes, composite_eye
 from .headpose import euler_to_matrix
 from .motion import BLENDSHAPE_INDEX, MotionFrame
-from .mouth import build_mouth, composite_mouth, lip_gap_px
+from .mouth import build_mouth, composite_mouth
 from .rig import FaceRig
 
 FIXED_POINT_ITERATIONS = 4
@@ -63,7 +63,7 @@ class Renderer:
         self.basis = BlendshapeBasis.from_rig(rig)
         self.eyes = build_eyes(rig)
         self.mouth = build_mouth(rig)
-        self.photo_gap = lip_gap_px(rig.landmarks)
+        self.photo_gap = topo.lip_gap_px(rig.landmarks)
         self._teeth_depth = float(rig.landmarks[topo.LIPS_INNER, 2].mean())
         self._build_grid()
         self._rgba = np.dstack([rig.image, rig.masks["person"]])

@@ -32,12 +32,6 @@ class FaceMeasure:
     iris: np.ndarray
 
 
-def lip_gap(lm: np.ndarray) -> float:
-    scale = np.linalg.norm(lm[263, :2] - lm[33, :2])
-    pairs = [(13, 14), (82, 87), (312, 317)]
-    return float(np.mean([np.linalg.norm(lm[a, :2] - lm[b, :2]) for a, b in pairs]) / scale)
-
-
 def eye_openness(lm: np.ndarray) -> tuple[float, float]:
     out = []
     for (up, lo), (c0, c1) in ((topo.RIGHT_EYE_LIDS, topo.RIGHT_EYE_CORNERS), (topo.LEFT_EYE_LIDS, topo.LEFT_EYE_CORNERS)):
@@ -66,7 +60,7 @@ def measure(tracker: FaceTracker, rig: FaceRig, frame: np.ndarray) -> FaceMeasur
     c = np.array(frame.shape[1::-1]) / 2
     lm = min(faces, key=lambda f: np.linalg.norm(f.landmarks[:, :2].mean(0) - c)).landmarks
     pose, scale, _ = relative_pose(rig.landmarks, lm)
-    return FaceMeasure(lm, pose, scale, lip_gap(lm), eye_openness(lm), iris_offset(lm))
+    return FaceMeasure(lm, pose, scale, topo.lip_gap(lm), eye_openness(lm), iris_offset(lm))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,6 +21,8 @@ LIPS_OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
 LIPS_OUTER_LOWER = [291, 375, 321, 405, 314, 17, 84, 181, 91, 146, 61]
 MOUTH_CORNERS = (61, 291)          # outer corners: subject's right, subject's left
 UPPER_LIP_MID, LOWER_LIP_MID = 13, 14  # inner-lip midpoints
+# facing points of the upper and lower inner lip, middle first: the lip gap is their mean distance
+LIP_GAP_PAIRS = np.array([(13, 14), (82, 87), (312, 317), (81, 178), (311, 402)])
 
 RIGHT_EYE = [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7]
 LEFT_EYE = [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]
@@ -98,3 +100,14 @@ def fan_triangles(loop: list[int]) -> np.ndarray:
 def hole_triangles() -> np.ndarray:
     """Triangles that close the mouth and both eye openings, (K, 3) int32."""
     return np.concatenate([fan_triangles(LIPS_INNER), fan_triangles(RIGHT_EYE), fan_triangles(LEFT_EYE)])
+
+
+def lip_gap_px(lm: np.ndarray) -> float:
+    """The inner-lip gap: mean distance between facing inner-lip points, (478, 2+) landmarks ->
+    pixels. The one lip-gap measure of facecast: the renderer, re-tracking and evaluation use it."""
+    return float(np.mean(np.linalg.norm(lm[LIP_GAP_PAIRS[:, 0], :2] - lm[LIP_GAP_PAIRS[:, 1], :2], axis=1)))
+
+
+def lip_gap(lm: np.ndarray) -> float:
+    """`lip_gap_px` in units of the outer eye-corner distance (scale-free), (478, 2+) -> float."""
+    return lip_gap_px(lm) / float(np.linalg.norm(lm[LEFT_EYE_CORNERS[0], :2] - lm[RIGHT_EYE_CORNERS[0], :2]))

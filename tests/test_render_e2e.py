@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facecast.audio import save_wav
-from facecast.retrack import lip_gap
+from facecast.topology import lip_gap
 
 
 def run_cli(*args, timeout=600):
