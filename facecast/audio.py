@@ -7,13 +7,17 @@ result is one (N,) float32 array in [-1, 1] at the requested rate: channels are 
 `av.AudioResampler`.
 
 Problems the user can fix (missing, empty, unreadable or audio-less files) raise
-`FacecastError` with one sentence saying what is wrong and what to do. Silence is valid input
-(the face then stays quiet); clipped audio loads too, and `audio_stats` reports it.
+`FacecastError` with one sentence saying what is wrong and what to do. A truncated or damaged
+file (packets that fail to decode, or less audio than the file declares) gives what can be read
+and a `FacecastWarning` saying how much that is. Silence is valid input (the face then stays
+quiet); clipped audio loads too, and `audio_stats` reports it.
 """
 from __future__ import annotations
 
 import math
 import os
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +25,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import FacecastError
+from .errors import FacecastError, FacecastWarning
+from .inputs import check_input_file
 
 #: Default analysis rate: everything downstream (acoustics) works at 16 kHz.
 DEFAULT_SAMPLE_RATE = 16000
@@ -33,6 +38,11 @@ SILENCE_FRAME_S = 0.02
 SILENCE_THRESHOLD_DB = -50.0
 #: Decoding gives up (as corrupt) when more than this share of packets fail to decode.
 MAX_BAD_PACKET_FRACTION = 0.5
+#: A file counts as truncated when the decoded audio is shorter than the duration its header
+#: declares by more than this many seconds, or this share of it (whichever is more): encoder
+#: delay and padding stay well below, and FFmpeg's duration estimates are within it.
+TRUNCATION_TOLERANCE_S = 0.25
+TRUNCATION_TOLERANCE_FRACTION = 0.02
 
 _VIDEO_HINT = "use a file that contains speech audio, or extract the audio track first"
 
@@ -73,16 +83,8 @@ class AudioStats:
 
 
 def _check_file(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise FacecastError(f"audio file not found: {p}; check the path and try again")
-    if p.is_dir():
-        raise FacecastError(f"{p} is a folder, not an audio file; pass the path of a speech recording")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise FacecastError(f"cannot read audio file {p}: {e.strerror}; check its permissions") from e
-    if size == 0:
+    p = check_input_file(path, "audio file")
+    if p.stat().st_size == 0:
         raise FacecastError(f"audio file {p} is empty (0 bytes); record or export the speech again")
     return p
 
@@ -113,12 +115,60 @@ def _audio_stream(container, p: Path):
     return streams[0]
 
 
+def _declared_duration(container, stream, p: Path) -> float | None:
+    """Seconds of audio the file says it holds, or None when it does not say."""
+    if container.format.name == "wav":
+        return _riff_declared_duration(p)
+    if stream.duration is not None and stream.time_base is not None:
+        d = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        d = container.duration / av.time_base
+    else:
+        return None
+    return d if math.isfinite(d) and d > 0 else None
+
+
+def _riff_declared_duration(p: Path) -> float | None:
+    """The duration a RIFF/WAVE header declares: its data chunk's size over its byte rate.
+
+    Read here because FFmpeg clamps the data size to the bytes present, which hides a cut file.
+    None for other files and for streamed WAVs that leave the size open (0 or 0xFFFFFFFF).
+    """
+    with open(p, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt " and pos + 20 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
+        elif chunk == b"data":
+            return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _warn_if_incomplete(p: Path, read_s: float, declared_s: float | None, n_bad: int, n_packets: int) -> None:
+    short = declared_s is not None and declared_s - read_s > max(TRUNCATION_TOLERANCE_S,
+                                                                  TRUNCATION_TOLERANCE_FRACTION * declared_s)
+    if not (short or n_bad):
+        return
+    if declared_s is not None and declared_s > read_s:
+        amount = f"read {read_s:.1f} s of {declared_s:.1f} s"
+    else:
+        amount = f"read {read_s:.1f} s; {n_bad} of {n_packets} audio packets failed to decode"
+    warnings.warn(f"the audio file {p} is truncated or damaged: {amount}; the readable part is used",
+                  FacecastWarning)
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio track of `path` to mono float32 at `sample_rate`.
 
     Returns an (N,) float32 array in [-1, 1]. Multi-channel audio is downmixed with FFmpeg's
-    normalised matrix (stereo -> (L + R) / 2). Packets that fail to decode are skipped (a
-    truncated tail is tolerated); a file that yields no samples raises `FacecastError`.
+    normalised matrix (stereo -> (L + R) / 2). Packets that fail to decode are skipped and a
+    truncated tail is tolerated, with a `FacecastWarning` saying how much was read; a file that
+    yields no samples raises `FacecastError`.
     """
     return np.concatenate(list(iter_audio(path, sample_rate)))
 
@@ -126,8 +176,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
 def iter_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Stream the first audio track of `path` as mono float32 chunks at `sample_rate`.
 
-    Same decoding and errors as `load_audio`, in constant memory (for hour-long files). The
-    errors about an undecodable or empty file are raised when the stream ends without samples.
+    Same decoding, errors and warning as `load_audio`, in constant memory (for hour-long files).
+    The errors about an undecodable or empty file, and the warning about a truncated or damaged
+    one, come when the stream ends.
     """
     sample_rate = int(sample_rate)
     if sample_rate <= 0:
@@ -146,6 +197,7 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
 
     with _open(p) as container:
         stream = _audio_stream(container, p)
+        declared_s = _declared_duration(container, stream, p)
         resampler = _new_resampler(sample_rate)
         try:
             for packet in container.demux(stream):
@@ -182,6 +234,7 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
         raise FacecastError(
             f"{p} is badly corrupt ({n_bad} of {n_packets} audio packets failed to decode); "
             "export or convert it again")
+    _warn_if_incomplete(p, n / sample_rate, declared_s, n_bad, n_packets)
 
 
 def _new_resampler(sample_rate: int) -> av.AudioResampler:

@@ -8,16 +8,97 @@
     facecast serve [IMAGE] [--host 127.0.0.1] [--port 8000]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
 
-User errors print one line `facecast: error: ...` and exit with code 2.
+User errors print one line `facecast: error: ...` and exit with code 2, bad arguments included
+(`FacecastParser`); every numeric option is checked against its range in `OPTION_RANGES`.
+Warnings (`FacecastWarning`) print one line `facecast: warning: ...`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from .errors import FacecastError
+from .controls import CONTROL_RANGES, format_number, range_message
+from .errors import FacecastError, FacecastWarning
+from .presets import FPS_RANGE, SECONDS_RANGE
+from .rig import MAX_SIZE, MIN_SIZE
+
+#: The range (lo, hi) of every numeric option of every command, by option name; for a pair
+#: option (--gaze, --head-offset) it holds for each number. `build_parser` gives each such
+#: option a type that checks it (`bounded`), and fails when an int, float or pair option has no
+#: range here, so no number reaches a command unchecked. The controls' ranges are the ones
+#: `Controls` checks (`CONTROL_RANGES`).
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "--size": (MIN_SIZE, MAX_SIZE),
+    "--face": (0, 99),
+    "--fps": FPS_RANGE,
+    "--seconds": SECONDS_RANGE,
+    "--port": (0, 65535),
+    "--max-sessions": (1, 64),
+    **{"--" + name.replace("_", "-"): lo_hi for name, lo_hi in CONTROL_RANGES.items()},
+}
+
+# Negative values. argparse takes an argument that starts with '-' for an option unless the
+# parser's `_negative_number_matcher` calls it a negative number, and its pattern knows only '-15'
+# and '-.5': the README's `--gaze -15,0` (and `--seconds -1e3`) failed with "expected one
+# argument". `FacecastParser` sets that attribute (read by argparse's `_parse_optional`, the same
+# since Python 2.7) to a pattern that also takes exponents, inf/nan and comma-separated lists.
+# argparse consults it only for arguments that are not a known option, and no facecast option
+# looks like a number, so an option is never read as a value. Being per parser, it covers every
+# subcommand (unlike rewriting argv, which would have to know which options take pairs).
+_NUMBER = r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|infinity|nan)"
+_NEGATIVE_NUMBERS = re.compile(rf"^-{_NUMBER}(?:,\s*[-+]?{_NUMBER})*$", re.IGNORECASE)
+
+
+class FacecastParser(argparse.ArgumentParser):
+    """argparse with the project's error format, for the main parser and (through
+    `add_subparsers`, which makes subparsers of the parent's class) every subcommand: a bad
+    argument prints one line `facecast: error: ...` and exits with code 2, no usage block."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBERS
+
+    def error(self, message: str):
+        # argparse words a bad value as "argument --fps: --fps must be ..."; keep "--fps must be ..."
+        message = re.sub(r"^argument (?:\S+/)?(\S+): (?=\1 )", "", message)
+        self.exit(2, f"facecast: error: {' '.join(message.split())}\n")
+
+
+def bounded(parse, lo: float, hi: float, name: str):
+    """An argparse type: `parse` (int, float or `_pair`) the text, then check that each number
+    is within [lo, hi]; the error names the option and the range."""
+    pair = parse is _pair
+    what = "a whole number" if parse is int else "two numbers like 10,-5, each" if pair else "a number"
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {what} between {format_number(lo)} and {format_number(hi)}, got {text}") from None
+        if not all(lo <= v <= hi for v in (value if pair else (value,))):
+            raise argparse.ArgumentTypeError(range_message(f"{name}{' (each number)' if pair else ''}", lo, hi, text))
+        return value
+
+    return convert
+
+
+def _apply_ranges(parser: argparse.ArgumentParser) -> None:
+    """Give every numeric option of `parser` and its subcommands its `OPTION_RANGES` check."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                _apply_ranges(sub)
+        elif action.type in (int, float, _pair):
+            name = max(action.option_strings, key=len, default=action.dest)
+            if name not in OPTION_RANGES:
+                raise RuntimeError(f"{parser.prog} {name} takes a number but has no range in OPTION_RANGES")
+            action.type = bounded(action.type, *OPTION_RANGES[name], name)
 
 
 def _add_rig_args(p: argparse.ArgumentParser) -> None:
@@ -28,10 +109,13 @@ def _add_rig_args(p: argparse.ArgumentParser) -> None:
 
 DEMO_TEXT = ("Hello! I am Grace Hopper. Maybe you have heard of my work on compilers. "
              "Remember: a ship in port is safe, but that is not what ships are built for.")
+#: Silence after the demo sentence: eSpeak's audio stops mid-vowel, and the face needs a few
+#: frames after the last sound to close its mouth (see `speech.synthesize`).
+DEMO_TRAILING_SILENCE_S = 0.5
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="facecast", description="One portrait + motion or speech -> talking-face video, on a CPU.")
+    ap = FacecastParser(prog="facecast", description="One portrait + motion or speech -> talking-face video, on a CPU.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("analyze", help="find the face; draw landmarks, pose and masks")
@@ -79,12 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=float, default=25.0, help="frame rate of a preset clip (default 25)")
     m.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
     _add_verbosity(m)
+    _apply_ranges(ap)
     return ap
 
 
 def _add_verbosity(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
     g.add_argument("--verbose", action="store_true", help="print timings and the rig's numbers")
 
 
@@ -163,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     _interrupt_on_sigterm()
     try:
-        return COMMANDS[args.command](args)
+        with _warnings_as_lines():
+            return COMMANDS[args.command](args)
     except FacecastError as e:
         print(f"facecast: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -172,9 +258,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+@contextmanager
+def _warnings_as_lines():
+    """Print each FacecastWarning as one line `facecast: warning: ...` (other warnings as usual)."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, FacecastWarning):
+                print(f"facecast: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def _rig(args):
     from .rig import build_rig
-    rig = build_rig(args.image, size=args.size, face_index=args.face)
+    from .tracking import FaceTracker
+    # --verbose keeps MediaPipe's native log lines, which are dropped otherwise (see tracking)
+    verbose = getattr(args, "verbose", False)
+    with (FaceTracker(native_logs=True) if verbose else nullcontext()) as tracker:
+        rig = build_rig(args.image, size=args.size, face_index=args.face, tracker=tracker)
     for n in rig.notices:
         print(f"facecast: {n}", file=sys.stderr)
     return rig
@@ -249,7 +355,7 @@ def cmd_demo(args) -> int:
     from .audio import save_wav
     from .speech import synthesize
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    audio, sr, _ = synthesize(args.text, args.voice)
+    audio, sr, _ = synthesize(args.text, args.voice, trailing_silence_s=DEMO_TRAILING_SILENCE_S)
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "demo.wav"
         save_wav(wav, audio, sr)

@@ -19,13 +19,37 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
 import numpy as np
 
 from .errors import FacecastError
+from .inputs import check_input_file
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
+
+#: The allowed range (lo, hi) of every numeric control; for the pairs (gaze, head_offset) it
+#: holds for each of the two numbers. `Controls` checks its values against this table and the
+#: command line's options (--gaze, --head-distance, ...) take their ranges from it.
+CONTROL_RANGES: dict[str, tuple[float, float]] = {
+    "gaze": (-35.0, 35.0),             # degrees, yaw and pitch
+    "head_distance": (0.5, 2.0),       # head size factor
+    "head_offset": (-0.3, 0.3),        # crop widths, x and y
+    "motion_scale": (0.0, 3.0),
+    "expression_scale": (0.0, 2.0),
+    "blink_rate": (0.0, 60.0),         # blinks per minute
+    "seed": (0, 2 ** 32 - 1),          # numpy's generators take non-negative seeds
+}
+
+
+def format_number(v: float) -> str:
+    """A number as a person writes it: 2 not 2.0, 0.04, 4294967295, -0.3."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def range_message(name: str, lo: float, hi: float, got) -> str:
+    """The one wording of an out-of-range value: 'NAME must be between LO and HI, got GOT'."""
+    return f"{name} must be between {format_number(lo)} and {format_number(hi)}, got {got}"
 
 
 def parse_emotion(spec: str | dict | None) -> np.ndarray:
@@ -81,19 +105,8 @@ class Controls:
         if not isinstance(self.emotion, np.ndarray):
             self.emotion = parse_emotion(self.emotion)
         self.emotion = np.asarray(self.emotion, np.float32).reshape(4)
-        self.gaze = tuple(float(v) for v in self.gaze)
-        self.head_offset = tuple(float(v) for v in self.head_offset)
-        checks = [("head_distance", 0.5, 2.0), ("motion_scale", 0.0, 3.0), ("expression_scale", 0.0, 2.0),
-                  ("blink_rate", 0.0, 60.0)]
-        for name, lo, hi in checks:
-            v = float(getattr(self, name))
-            if not lo <= v <= hi:
-                raise FacecastError(f"{name.replace('_', '-')} must be between {lo} and {hi}, got {v}")
-            setattr(self, name, v)
-        if len(self.gaze) != 2 or max(abs(g) for g in self.gaze) > 35:
-            raise FacecastError("gaze is (yaw, pitch) in degrees, each within ±35")
-        if len(self.head_offset) != 2 or max(abs(g) for g in self.head_offset) > 0.3:
-            raise FacecastError("head offset is (x, y) in crop widths, each within ±0.3")
+        for name, (lo, hi) in CONTROL_RANGES.items():
+            setattr(self, name, _checked(name, getattr(self, name), lo, hi))
         self.seed = int(self.seed)
 
     def blend(self, other: "Controls", a: float) -> "Controls":
@@ -108,6 +121,24 @@ class Controls:
 
 
 _KEYS = {f.name for f in fields(Controls)}
+
+
+def _checked(name: str, value, lo: float, hi: float):
+    """`value` as a float (a pair of floats for gaze and head_offset) within [lo, hi], or
+    FacecastError naming the control."""
+    pair = name in ("gaze", "head_offset")
+    label = name.replace("_", "-")
+    try:
+        v = tuple(float(x) for x in value) if pair else (float(value),)
+    except (TypeError, ValueError):
+        v = ()
+    if len(v) != (2 if pair else 1):
+        raise FacecastError(f"{label} must be {'a pair of numbers like (10, -5)' if pair else 'a number'}, "
+                            f"got {value!r}")
+    if not all(lo <= x <= hi for x in v):
+        raise FacecastError(range_message(f"{label}{' (each number)' if pair else ''}", lo, hi,
+                                          ",".join(format_number(x) for x in v)))
+    return v if pair else v[0]
 
 
 class ControlTrack:
@@ -163,11 +194,9 @@ class ControlTrack:
 
     @classmethod
     def load(cls, path: str | os.PathLike, base: Controls | None = None) -> "ControlTrack":
-        p = Path(path)
+        p = check_input_file(path, "controls file")
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FacecastError(f"controls file not found: {p}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise FacecastError(f"cannot read controls file {p}: {e}") from None
         return cls.from_dict(d, base)

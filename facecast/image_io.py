@@ -6,11 +6,11 @@ images, and huge pictures (kept at full resolution; the rig crops what it needs)
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from .errors import FacecastError
+from .inputs import check_input_file
 
 MAX_PIXELS = 400_000_000  # refuse decompression bombs, allow 8000x8000 and beyond
 MIN_SIDE = 32
@@ -21,11 +21,7 @@ def load_image(source: str | os.PathLike | np.ndarray) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return to_rgb8(source)
     from PIL import Image, ImageOps, UnidentifiedImageError
-    path = Path(source)
-    if not path.exists():
-        raise FacecastError(f"image not found: {path}")
-    if path.is_dir():
-        raise FacecastError(f"{path} is a folder, not an image")
+    path = check_input_file(source, "image")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as im:

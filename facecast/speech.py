@@ -26,11 +26,11 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .errors import FacecastError
+from .inputs import check_input_file
 
 KINDS: tuple[str, ...] = ("bilabial", "labiodental", "open_vowel", "vowel", "consonant", "pause")
 
@@ -331,13 +331,18 @@ def _extend_stop_closures(raw: list[list], audio: np.ndarray, rate: int) -> None
 _DEFAULT = EspeakSynth()
 
 
-def synthesize(text: str, voice: str = "en", rate_wpm: int = 150, sample_rate: int | None = None
-               ) -> tuple[np.ndarray, int, list[Phoneme]]:
+def synthesize(text: str, voice: str = "en", rate_wpm: int = 150, sample_rate: int | None = None,
+               trailing_silence_s: float = 0.0) -> tuple[np.ndarray, int, list[Phoneme]]:
     """Speak `text` with eSpeak NG; returns (audio (N,) float32, sample_rate, phonemes).
 
     sample_rate: None keeps the library's rate (22050 Hz); otherwise the audio is resampled
     (scipy polyphase) to that rate. Phoneme times are in seconds and do not change.
+    trailing_silence_s: silence appended after the speech, as a final 'pause' phoneme. eSpeak
+    stops within about 10 ms of the last sound, often mid-vowel, so a face animated from the
+    bare audio ends with its mouth open; half a second lets it settle.
     """
+    if not 0.0 <= trailing_silence_s <= 60.0:
+        raise ValueError(f"trailing_silence_s must be between 0 and 60, got {trailing_silence_s}")
     audio, rate, phonemes = _DEFAULT.synthesize(text, voice, rate_wpm)
     if sample_rate is not None and int(sample_rate) != rate:
         from math import gcd
@@ -347,6 +352,14 @@ def synthesize(text: str, voice: str = "en", rate_wpm: int = 150, sample_rate: i
         g = gcd(int(sample_rate), rate)
         audio = np.clip(resample_poly(audio, int(sample_rate) // g, rate // g), -1, 1).astype(np.float32)
         rate = int(sample_rate)
+    pad = round(trailing_silence_s * rate)
+    if pad:
+        audio = np.concatenate([audio, np.zeros(pad, np.float32)])
+        end = len(audio) / rate
+        if phonemes and phonemes[-1].kind == "pause":
+            phonemes[-1].end_s = end
+        else:
+            phonemes.append(Phoneme("_", phonemes[-1].end_s if phonemes else 0.0, end, "pause"))
     return audio, rate, phonemes
 
 
@@ -360,9 +373,7 @@ def load_phoneme_labels(path: str | os.PathLike, alphabet: str = "auto") -> list
     file as ARPAbet when every non-pause symbol is an ARPAbet symbol, otherwise as
     eSpeak/X-SAMPA/IPA. Returns the phonemes sorted by start time.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FacecastError(f"phoneme label file not found: {p}; check the path")
+    p = check_input_file(path, "phoneme label file")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:

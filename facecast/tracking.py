@@ -4,17 +4,130 @@
 person from the background. It is used to build a rig from a photo and to re-track rendered
 frames for the quality metrics. Landmarks are returned in pixel units of the given image:
 x right, y down, z towards the back of the head (MediaPipe's z, scaled by the image width).
+
+MediaPipe's native code logs to file descriptor 2 (absl lines like `W0000 ...
+inference_feedback_manager.cc:114] ...`, TFLite's `INFO: Created TensorFlow Lite XNNPACK
+delegate for CPU.`), some of it from graph threads shortly after a graph is created. No Python
+setting reaches those loggers, so every graph call of `FaceTracker` runs inside
+`native_logs_filtered()`: fd 2 points at a temporary file meanwhile, and what was written there
+goes back to the real stderr afterwards minus those log lines. New graphs are warmed up with one
+blank image inside that window, which waits for their threads to finish opening (and logging).
+Set FACECAST_VERBOSE_NATIVE_LOGS=1, or pass `native_logs=True`, to keep the lines.
 """
 from __future__ import annotations
 
 import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+#: Environment variable: set to 1 to keep MediaPipe's native log lines on stderr.
+NATIVE_LOGS_ENV = "FACECAST_VERBOSE_NATIVE_LOGS"
+#: Lines that `native_logs_filtered` drops: absl/glog info and warning lines
+#: ("W0000 00:00:1712345678.123456    6464 file.cc:114] ...": before absl::InitializeLog the
+#: seconds field holds the Unix time), TFLite's "INFO: ..." lines and absl's note about logging
+#: before InitializeLog. Errors (E/F lines) still come through.
+_NATIVE_LOG_LINE = re.compile(
+    rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\s:]+:\d+\] "
+    rb"|INFO: "
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)")
+
+
+def native_logs_wanted() -> bool:
+    """True when FACECAST_VERBOSE_NATIVE_LOGS asks to keep MediaPipe's native log lines."""
+    return os.environ.get(NATIVE_LOGS_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class _Fd2Filter:
+    """Process-wide, nestable redirection of fd 2 into a temporary file (see the module doc).
+
+    The first `enter()` redirects, the last `exit()` restores fd 2 and forwards every captured
+    line that is not native log noise, so output of other threads is delayed, never lost.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+        self._capture = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._depth += 1
+            if self._depth > 1:
+                return
+            _flush_python_stderr()
+            try:
+                capture = tempfile.TemporaryFile()  # noqa: SIM115 (closed in exit())
+                saved = os.dup(2)
+            except OSError:  # no usable fd 2 (or no temp dir): leave stderr alone
+                return
+            try:
+                os.dup2(capture.fileno(), 2)
+            except OSError:
+                os.close(saved)
+                capture.close()
+                return
+            self._saved, self._capture = saved, capture
+
+    def exit(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth > 0 or self._saved is None:
+                return
+            _flush_python_stderr()
+            saved, capture = self._saved, self._capture
+            self._saved = self._capture = None
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = b"".join(ln for ln in capture.read().splitlines(keepends=True)
+                            if not _NATIVE_LOG_LINE.match(ln))
+            capture.close()
+            if kept:
+                try:
+                    os.write(2, kept)
+                except OSError:
+                    pass
+
+
+def _flush_python_stderr() -> None:
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+_FD2_FILTER = _Fd2Filter()
+
+
+@contextmanager
+def native_logs_filtered(enabled: bool = True) -> Iterator[None]:
+    """Drop MediaPipe's native log lines written to fd 2 inside the block (when `enabled`)."""
+    if not enabled:
+        yield
+        return
+    _FD2_FILTER.enter()
+    try:
+        yield
+    finally:
+        _FD2_FILTER.exit()
+
+
+def _import_mediapipe(native_logs: bool):
+    if not native_logs:  # for glog/TF builds that read them at start; this wheel's absl does not
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import mediapipe as mp  # imported late: it is slow to import
+    return mp
 
 
 @dataclass
@@ -43,16 +156,33 @@ class FaceTracker:
     `video=True` tracks across consecutive frames (faster), otherwise every image is independent.
     """
 
-    def __init__(self, max_faces: int = 6, video: bool = False, min_confidence: float = 0.5):
-        import mediapipe as mp  # imported here: it is slow to import and noisy on stderr
-        self._mp = mp
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+    def __init__(self, max_faces: int = 6, video: bool = False, min_confidence: float = 0.5,
+                 native_logs: bool | None = None):
+        self.native_logs = native_logs_wanted() if native_logs is None else bool(native_logs)
+        self._mp = _import_mediapipe(self.native_logs)
+        self._mesh = self._start(lambda mp: mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=min_confidence, min_tracking_confidence=0.5)
+            min_detection_confidence=min_confidence, min_tracking_confidence=0.5))
         self._lenient_mesh = None
         self._detector = None
         self._segmenter = None
         self.max_faces = max_faces
+
+    def _quiet(self):
+        """The window around every graph call: MediaPipe's native log lines are dropped."""
+        return native_logs_filtered(not self.native_logs)
+
+    def _start(self, make):
+        """Create a graph and run it once on a blank image, so that its threads have opened
+        (and logged) before the quiet window ends."""
+        with self._quiet():
+            graph = make(self._mp)
+            graph.process(np.zeros((64, 64, 3), np.uint8))
+        return graph
+
+    def _process(self, graph, image: np.ndarray):
+        with self._quiet():
+            return graph.process(np.ascontiguousarray(image))
 
     def __enter__(self):
         return self
@@ -61,9 +191,10 @@ class FaceTracker:
         self.close()
 
     def close(self) -> None:
-        for g in (self._mesh, self._lenient_mesh, self._detector, self._segmenter):
-            if g is not None:
-                g.close()
+        with self._quiet():
+            for g in (self._mesh, self._lenient_mesh, self._detector, self._segmenter):
+                if g is not None:
+                    g.close()
         self._mesh = self._lenient_mesh = self._detector = self._segmenter = None
 
     # ---- landmarks --------------------------------------------------------------------------
@@ -81,11 +212,11 @@ class FaceTracker:
         mesh = self._mesh
         if lenient:
             if self._lenient_mesh is None:
-                self._lenient_mesh = self._mp.solutions.face_mesh.FaceMesh(
+                self._lenient_mesh = self._start(lambda mp: mp.solutions.face_mesh.FaceMesh(
                     static_image_mode=True, max_num_faces=self.max_faces, refine_landmarks=True,
-                    min_detection_confidence=0.15)
+                    min_detection_confidence=0.15))
             mesh = self._lenient_mesh
-        res = mesh.process(np.ascontiguousarray(padded))
+        res = self._process(mesh, padded)
         faces = []
         for fl in res.multi_face_landmarks or []:
             a = np.array([(p.x, p.y, p.z) for p in fl.landmark], np.float32) * side
@@ -96,10 +227,10 @@ class FaceTracker:
     def detect_boxes(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         """Face boxes (x0, y0, x1, y1) in pixels from the full-range face detector, lenient threshold."""
         if self._detector is None:
-            self._detector = self._mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=0.2)
+            self._detector = self._start(lambda mp: mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=0.2))
         h, w = image.shape[:2]
-        res = self._detector.process(np.ascontiguousarray(image))
+        res = self._process(self._detector, image)
         boxes = []
         for d in res.detections or []:
             b = d.location_data.relative_bounding_box
@@ -110,6 +241,7 @@ class FaceTracker:
     def person_mask(self, image: np.ndarray) -> np.ndarray:
         """Soft person-vs-background mask (H, W) float32 in [0, 1] for an RGB uint8 image."""
         if self._segmenter is None:
-            self._segmenter = self._mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        res = self._segmenter.process(np.ascontiguousarray(image))
+            self._segmenter = self._start(
+                lambda mp: mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0))
+        res = self._process(self._segmenter, image)
         return np.clip(res.segmentation_mask.astype(np.float32), 0.0, 1.0)

@@ -1,5 +1,6 @@
-"""Audio loading: formats, rates, channels, video containers, bad inputs, levels."""
+"""Audio loading: formats, rates, channels, video containers, bad inputs, truncated files, levels."""
 import os
+import warnings
 from math import gcd
 
 import av
@@ -8,8 +9,8 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from facecast.audio import (AudioInfo, audio_stats, is_silent, load_audio, load_audio_info, save_wav)
-from facecast.errors import FacecastError
+from facecast.audio import (AudioInfo, audio_stats, is_silent, iter_audio, load_audio, load_audio_info, save_wav)
+from facecast.errors import FacecastError, FacecastWarning
 from facecast.speech import synthesize
 
 SR = 16000
@@ -20,11 +21,11 @@ def _resample(x, src, dst):
     return resample_poly(x, dst // g, src // g).astype(np.float32)
 
 
-def encode(path, x, rate, codec, channels=1, video=None, options=None):
+def encode(path, x, rate, codec, channels=1, video=None, options=None, container_options=None):
     """Write float mono `x` (at `rate`) with PyAV: `channels` copies (right one at half level
     for stereo), optionally with a small video track first."""
     layout = {1: "mono", 2: "stereo"}[channels]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=container_options or {}) as out:
         vs = None
         if video:
             vs = out.add_stream(video, rate=25)
@@ -100,7 +101,9 @@ def test_round_trip(tmp_path, tts, name, codec, rate, channels, video, min_corr,
     x48, ref = tts
     x = x48 if rate == 48000 else _resample(x48, 48000, rate)
     path = encode(tmp_path / name, x, rate, codec, channels, video, options)
-    y = load_audio(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FacecastWarning)  # an intact file is not "truncated"
+        y = load_audio(path)
     assert y.dtype == np.float32 and y.ndim == 1
     assert np.abs(y).max() <= 1.0
     assert abs(len(y) - len(ref)) < 0.06 * SR            # encoder padding/priming < 60 ms
@@ -219,5 +222,37 @@ def test_truncated_file_keeps_what_decodes(tmp_path, tts):
     b = p.read_bytes()
     t = tmp_path / "cut.wav"
     t.write_bytes(b[: len(b) // 2])
-    y = load_audio(t)
+    with pytest.warns(FacecastWarning, match=r"cut.wav is truncated or damaged: read 1\.\d s of 3\.\d s"):
+        y = load_audio(t)
     assert abs(len(y) - len(ref) // 2) < 100
+
+
+TRUNCATED = [
+    # name, codec, container options: the m4a has its index first (faststart), else half a file
+    # has none and is refused as unreadable
+    ("speech.mp3", "libmp3lame", None),
+    ("speech.m4a", "aac", {"movflags": "faststart"}),
+    ("speech.flac", "flac", None),
+    ("speech.wav", "pcm_s16le", None),
+]
+
+
+@pytest.mark.parametrize("name,codec,container_options", TRUNCATED, ids=[t[0] for t in TRUNCATED])
+def test_truncated_files_warn_how_much_was_read(tmp_path, tts, name, codec, container_options):
+    x48, _ = tts
+    full = encode(tmp_path / name, x48, 48000, codec, container_options=container_options)
+    total_s = len(x48) / 48000
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.warns(FacecastWarning) as w:
+        y = load_audio(cut)
+    assert len(w) == 1
+    msg = str(w[0].message)
+    assert f"cut_{name} is truncated or damaged: read " in msg and f" of {total_s:.1f} s" in msg, msg
+    read_s = float(msg.split("read ")[1].split(" s")[0])
+    assert read_s == pytest.approx(len(y) / SR, abs=0.05)
+    assert 0.3 * total_s < len(y) / SR < 0.7 * total_s
+    # streaming gives the same warning, when the stream ends
+    with pytest.warns(FacecastWarning, match="truncated or damaged"):
+        chunks = list(iter_audio(cut))
+    assert sum(map(len, chunks)) == len(y)

@@ -146,3 +146,32 @@ def test_image_kinds_all_load_and_rig(tmp_path, astronaut, tracker):
         rig = build_rig(p, 256, tracker=tracker)
         # the face is upright: eyes above the mouth
         assert rig.landmarks[159, 1] < rig.landmarks[13, 1], p.name
+
+
+def test_symlink_loops_and_dangling_links_say_so(tmp_path, hopper_path):
+    from facecast.audio import load_audio, load_audio_info
+    from facecast.controls import ControlTrack
+    loops = {}
+    for name in ("face.jpg", "speech.wav", "controls.json"):
+        a, b = tmp_path / name, tmp_path / f"other_{name}"
+        a.symlink_to(b)
+        b.symlink_to(a)
+        loops[name] = a
+    out = tmp_path / "out.mp4"
+    r = run_cli("animate", loops["face.jpg"], "--preset", "nod", "-o", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert error_lines(r.stderr) == [f"facecast: error: image path is a symlink loop: {loops['face.jpg']}; "
+                                     "point it at a real file"]
+    r = run_cli("render", hopper_path, loops["speech.wav"], "-o", out)
+    assert r.returncode == 2 and len(error_lines(r.stderr)) == 1
+    assert f"audio file path is a symlink loop: {loops['speech.wav']}" in r.stderr
+    assert not out.exists()
+    for fn, path in ((load_image, loops["face.jpg"]), (load_audio, loops["speech.wav"]),
+                     (load_audio_info, loops["speech.wav"]), (ControlTrack.load, loops["controls.json"])):
+        with pytest.raises(FacecastError, match="symlink loop") as e:
+            fn(path)
+        assert "not found" not in str(e.value)
+    dangling = tmp_path / "gone.png"
+    dangling.symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(FacecastError, match=r"image not found: .*gone.png is a link to .*deleted.png, which does not exist"):
+        load_image(dangling)
