@@ -12,7 +12,8 @@ How a frame is made (all per-rig set-up is done once in `Renderer.__init__`):
    with a weight that falls off smoothly into the neck and shoulders; the background stays put.
 3. That forward motion field is inverted by fixed-point iteration on the grid, upsampled to a
    per-pixel source map, and the photo and its person mask are remapped with it.
-4. The warped person is laid over the inpainted background; the eyeballs (`eyes.py`) and the
+4. Where the person has moved, the background is the inpainted one: at soft edges the photo's
+   own mix of person and background is kept, with its background swapped; the eyeballs (`eyes.py`) and the
    mouth interior (`mouth.py`) are drawn inside the deformed lid and lip outlines.
 
 Zero motion takes a shortcut and returns the crop itself.
@@ -209,11 +210,16 @@ class Renderer:
         if smap is None:
             frame = self.rig.image.copy()
         else:
-            # photo and person mask warped together (one RGBA remap)
+            # photo and person mask warped together (one RGBA remap), and the background too
             warped = cv2.remap(self._rgba, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            # person over the filled background, where the person has moved away
-            a = warped[..., 3].astype(np.float32) * (1.0 / 255.0)
-            frame = cv2.blendLinear(np.ascontiguousarray(warped[..., :3]), self._bg, a, 1.0 - a)
+            bg_then = cv2.remap(self._bg, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # the photo is a mix a * person + (1 - a) * background at soft edges (hair): swap the
+            # background that came along with the warp for the one that is there now, so edges
+            # keep their own blend (no pale rim) and a still pixel stays the photo's
+            keep = cv2.subtract(255, warped[..., 3])
+            swap = cv2.multiply(cv2.subtract(self._bg, bg_then, dtype=cv2.CV_16S), cv2.merge([keep, keep, keep]),
+                                scale=1.0 / 255.0, dtype=cv2.CV_16S)
+            frame = cv2.add(warped[..., :3], swap, dtype=cv2.CV_8U)
         for eye in self.eyes:
             composite_eye(frame, eye, m.gaze, geo.rigid_landmarks, geo.landmarks)
         composite_mouth(frame, self.mouth, geo.landmarks, geo.teeth_upper, geo.teeth_lower, self.photo_gap)
@@ -244,9 +250,11 @@ class FullFramePaster:
         W, H = max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2)
         self.photo = cv2.resize(rig.photo, (W, H), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
         self.shape = (H, W)
-        # crop pixel -> full-frame pixel: affine, applied by warpAffine into the full frame
-        k = side * s / rig.size
-        self.matrix = np.float32([[k, 0, x0 * s + 0.5 * k - 0.5], [0, k, y0 * s + 0.5 * k - 0.5]])
+        # crop pixel -> full-frame pixel: crop pixel u shows photo pixel x = x0 + u * side / size
+        # (`FaceRig.crop_box`), and resizing maps photo pixel x to (x + 0.5) * W / w - 0.5
+        sx, sy = W / w, H / h
+        k = side / rig.size
+        self.matrix = np.float32([[sx * k, 0, sx * (x0 + 0.5) - 0.5], [0, sy * k, sy * (y0 + 0.5) - 0.5]])
         feather = max(2.0, 0.03 * rig.size)
         ramp = np.minimum(np.arange(rig.size) + 0.5, rig.size - 0.5 - np.arange(rig.size)) / feather
         edge = np.clip(np.minimum(ramp[:, None], ramp[None, :]), 0, 1).astype(np.float32)

@@ -40,7 +40,8 @@ class FaceRig:
     face_scale: eye-corner distance in pixels (the unit of all deformations).
     masks: name -> (S, S) uint8 0..255 for face, lips, mouth, eyes, irises, person.
     background: (S, S, 3) uint8 crop with the person removed and filled.
-    crop_box: (x0, y0, side) of the crop in the original photo's pixels.
+    crop_box: (x0, y0, side) of the crop in the original photo's pixels: crop pixel (u, v) shows
+        the photo at pixel coordinates (x0 + u * side / size, y0 + v * side / size).
     photo: the whole original image (H, W, 3) uint8, for full-frame paste-back.
     """
 
@@ -209,8 +210,11 @@ def crop_portrait(photo: np.ndarray, face: DetectedFace, size: int):
         f = size * 1.5 / side
         small = cv2.resize(photo, (max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * f))),
                            interpolation=cv2.INTER_AREA)
-        crop, _ = _square_crop(small, cx * f, cy * f, side * f, size)
-        return crop, (cx - side / 2, cy - side / 2, side)
+        crop, (sx0, sy0, sside) = _square_crop(small, cx * f, cy * f, side * f, size)
+        # the box in the photo's pixels: a pixel of `small` at index i covers the photo at
+        # (i + 0.5) / f - 0.5 (per axis, with the factors the rounding of its size gave)
+        fx, fy = small.shape[1] / photo.shape[1], small.shape[0] / photo.shape[0]
+        return crop, ((sx0 + 0.5) / fx - 0.5, (sy0 + 0.5) / fy - 0.5, sside / fx)
     return _square_crop(photo, cx, cy, side, size)
 
 

@@ -201,3 +201,19 @@ def test_cli_own_audio_and_labels_json(tmp_path, capsys):
         cmd_eval(_parse(["eval", "lipsync", "--audio", str(wav)]))
     with pytest.raises(FacecastError, match="no test sentences"):
         cmd_eval(_parse(["eval", "lipsync", "--languages", "xx"]))
+
+
+def test_readme_lipsync_figures_meet_their_targets(hopper_path, tracker):
+    """The README's evaluation table (9 eSpeak clips in English, Spanish and German, Grace Hopper
+    at 256 px): every pooled figure must meet its target, and none may be unmeasured."""
+    rig = build_rig(hopper_path, 256, tracker=tracker)
+    renderer = Renderer(rig)
+    reports = []
+    for lang, sentences in TEST_SENTENCES.items():
+        for text in sentences:
+            audio, sr, ph = tts_clip(text, lang)
+            reports.append(evaluate_lipsync(audio, sr, ph, rig, FPS, tracker=tracker, renderer=renderer))
+    overall = combine_reports(reports)
+    assert len(reports) == 9 and overall.bilabials >= 60 and overall.open_vowels >= 60
+    failed = {k: c for k, c in overall.checks().items() if c["ok"] is not True}
+    assert not failed, failed
