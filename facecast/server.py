@@ -34,15 +34,50 @@ the offline render's). One worker thread per session renders the ready frames in
 frame that is more than `MAX_FRAME_DELAY_S` late while a newer one is ready is skipped (the
 generator still advances), and at most `OUTBOX_FRAMES` encoded frames wait for the socket: when
 the CPU or the network falls behind, frames are dropped, never queued.
+
+HTTP API (for programs; schema at `/docs`): `POST /api/render` (portrait + audio file -> MP4),
+`POST /api/portrait` (a portrait for live sessions), `GET /api/portraits`, `GET /api/status`.
+Every error answer is JSON `{"error": "<message>"}`, whatever refused the request (a check here,
+FastAPI's validation, an unknown path or method, the `Guard`): 400 bad input or Host header, 401 no
+or wrong access token, 403 cross-site, 404, 405, 413 too large (bytes, pixels or seconds), 503 busy
+(with Retry-After). Messages name the upload ("the audio upload ..."), never a path on the server.
+
+Security model. Whoever reaches the server can make it spend its CPU and memory, so who reaches it,
+and how much one request may ask for, are narrowed:
+- It listens on 127.0.0.1 unless told otherwise (`--host`).
+- Host header (`Access.host_allowed`, HTTP and WebSocket): only a loopback name (localhost,
+  127.0.0.0/8, [::1]), the address the server is bound to, or a name given with `--allow-host`, with
+  any port; else 400. This defeats DNS rebinding: a page at evil.example whose name is rebound to
+  127.0.0.1 still sends `Host: evil.example`. Bound to a wildcard (0.0.0.0, ::), any IP-literal
+  Host is accepted too (an IP literal cannot be rebound).
+- Same origin (`cross_site`): a state-changing request (any method but GET/HEAD/OPTIONS, and every
+  WebSocket handshake) whose Origin is not this server, or whose Sec-Fetch-Site is neither
+  same-origin nor none, gets 403. Browsers send these headers and cannot forge them; programs
+  (curl, Python) send neither and are let in.
+- Access token (`--token T` or $FACECAST_TOKEN; meant for listening beyond loopback): every request
+  (page, API, WebSocket) must carry it as `Authorization: Bearer T`, as `?token=T`, or as the cookie
+  that a request with `?token=T` sets (HttpOnly, SameSite=Strict, so the page opened at
+  `/?token=T` works); else 401.
+- Limits (`Limits`; 413 unless said otherwise): request bodies per path, counted as they stream
+  (chunked ones too); an image's declared size (`MAX_UPLOAD_PIXELS`), read from its header before
+  anything decodes it; the audio of a render (`MAX_AUDIO_S`, its duration checked before rendering,
+  its frames counted while rendering). Renders run one at a time with at most
+  `MAX_WAITING_RENDERS` waiting (then 503 + Retry-After), and a render whose client disconnects is
+  cancelled, waiting or running. Live sessions: `MAX_SESSIONS` (then the socket closes with 1013);
+  a WebSocket message over `MAX_WS_MESSAGE` bytes closes the socket with 1009 and a reason.
 """
 import argparse
 import asyncio
 import collections
 import concurrent.futures
+import hmac
+import io
 import ipaddress
 import json
 import math
+import os
 import queue
+import re
 import shutil
 import socket
 import struct
@@ -52,8 +87,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, fields, replace
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -68,12 +105,31 @@ MAX_FRAME_DELAY_S = 0.08       # a frame later than this is skipped when a newer
 OUTBOX_FRAMES = 2              # encoded frames waiting for the socket, at most
 MAX_CHUNK_S = 10.0             # largest audio message
 AUDIO_QUEUE = 256              # audio messages waiting for the worker, at most (then the socket waits)
-MAX_UPLOAD_BYTES = 15 * 1024 * 1024
-MAX_AUDIO_BYTES = 50 * 1024 * 1024
 MAX_SESSIONS = 4
 MAX_UPLOADED_PORTRAITS = 8          # kept in memory, oldest dropped first
-MAX_UPLOAD_PIXELS = 60_000_000
 MAX_MESSAGES = 500                  # JSON messages waiting for a client that does not read
+MAX_WS_MESSAGE = int(MAX_CHUNK_S * SAMPLE_RATE * 4 + 1024)     # bytes; larger closes the socket (1009)
+WS_TOO_BIG_REASON = f"message too big: at most {MAX_WS_MESSAGE} bytes ({MAX_CHUNK_S:g} s of audio)"
+WS_LINGER_S = 5.0                   # after that close, the rest of the message is read and dropped this long
+
+# HTTP API limits (the defaults of `Limits`)
+MAX_UPLOAD_BYTES = 15 * 1024 * 1024          # an image upload
+MAX_AUDIO_BYTES = 50 * 1024 * 1024           # an audio upload
+MAX_UPLOAD_PIXELS = 60_000_000               # an image's declared width x height, checked before decoding
+MAX_AUDIO_S = 600.0                          # the audio of one render (10 minutes)
+MAX_WAITING_RENDERS = 4                      # renders waiting behind the running one; more get 503
+FORM_OVERHEAD_BYTES = 64 * 1024              # multipart boundaries and small fields, beyond the files
+DRAIN_FACTOR = 8                             # an over-limit body is read (and dropped) up to this x the limit
+RETRY_AFTER_S = 30                           # the Retry-After of a 503 "busy"
+CANCEL_POLL_S = 0.2                          # how often a render checks that its client is still there
+
+# access (see "Security model" above)
+TOKEN_ENV = "FACECAST_TOKEN"
+TOKEN_COOKIE = "facecast_token"
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")              # URL- and cookie-safe
+LOOPBACK_NAMES = {"localhost"}
+WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 FRAME_HEADER = struct.Struct("<4sIddff")
 FRAME_MAGIC = b"FCF1"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -589,78 +645,508 @@ class LiveSession:
             self.worker.close()
 
 
-# ---- the app -----------------------------------------------------------------------------------
+# ---- errors and limits ---------------------------------------------------------------------------
+class ApiError(Exception):
+    """An error answer of the HTTP API: `{"error": message}` with this status (and headers)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request to the HTTP API may ask for (`create_app(limits=...)`; tests make them small)."""
+
+    upload_bytes: int = MAX_UPLOAD_BYTES
+    audio_bytes: int = MAX_AUDIO_BYTES
+    upload_pixels: int = MAX_UPLOAD_PIXELS
+    audio_s: float = MAX_AUDIO_S
+    waiting_renders: int = MAX_WAITING_RENDERS
+
+    def body_limits(self) -> dict[str, int]:
+        """Request-body bytes per path (the multipart form around the files included)."""
+        return {"/api/portrait": self.upload_bytes + FORM_OVERHEAD_BYTES,
+                "/api/render": self.upload_bytes + self.audio_bytes + FORM_OVERHEAD_BYTES}
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None):
+    from fastapi.responses import JSONResponse
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None,
+                     websocket: bool = False) -> None:
+    """The same answer from ASGI middleware (for a WebSocket handshake: its HTTP denial response)."""
+    body = json.dumps({"error": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    prefix = "websocket.http" if websocket else "http"
+    await send({"type": f"{prefix}.response.start", "status": status, "headers": raw})
+    await send({"type": f"{prefix}.response.body", "body": body})
+
+
+def validation_message(errors) -> str:
+    """FastAPI's validation errors -> one line, e.g. "image: Field required"."""
+    parts = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "header")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app) -> None:
+    """Every error answer in the one shape `{"error": message}`: `ApiError`s, FastAPI's validation
+    errors (as 400), Starlette's HTTP errors (404, 405, a body it cannot parse) and failures (500)."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, e: ApiError):
+        return error_response(e.status, e.message, e.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, e: HTTPException):
+        return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, e: RequestValidationError):
+        return error_response(400, validation_message(e.errors()))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, e: Exception):
+        return error_response(500, f"internal error ({type(e).__name__})")
+
+
+def scrub_paths(text: str, names: dict[Path, str]) -> str:
+    """An error text with server paths replaced by what they hold ("/tmp/x/audio.wav" -> "the audio
+    upload"); the most specific path first."""
+    for path, name in sorted(names.items(), key=lambda kv: -len(str(kv[0]))):
+        text = re.sub(rf"(?:audio file |image )?{re.escape(str(path))}", name, text)
+    return text
+
+
+async def read_upload(up, what: str, limit: int) -> bytes:
+    """An uploaded file's bytes: 413 over `limit`, 400 when empty."""
+    data = await up.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, f"the {what} upload is too large (at most {_size(limit)})")
+    if not data:
+        raise ApiError(400, f"the {what} upload is empty")
+    return data
+
+
+def check_image_header(data: bytes, max_pixels: int) -> None:
+    """Refuse (413) an image whose header declares more than `max_pixels`, before anything decodes
+    it: PIL's `Image.open` reads only the header. Data PIL cannot identify passes (the decoder then
+    says what is wrong)."""
+    from PIL import Image
+    limit = f"upload at most {max_pixels / 1e6:g} megapixels"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Image.DecompressionBombError:     # over twice PIL's own limit, which is above ours
+        raise ApiError(413, f"the image upload declares far too many pixels; {limit}") from None
+    except Exception:  # noqa: BLE001 - not an image PIL knows: load_image says so
+        return
+    if w * h > max_pixels:
+        raise ApiError(413, f"the image upload is {w}x{h} pixels; {limit}")
+
+
+def _decode_image(data: bytes, filename: str | None) -> np.ndarray:
+    """An uploaded portrait -> RGB array; errors name "the image upload"."""
+    from .image_io import load_image
+    with tempfile.TemporaryDirectory(prefix="facecast-upload-") as d:
+        p = Path(d) / ("upload" + _safe_suffix(filename, ""))
+        p.write_bytes(data)
+        try:
+            return load_image(p)
+        except FacecastError as e:
+            raise ApiError(400, scrub_paths(str(e), {p: "the image upload", Path(d): "the upload"})) from None
+
+
+def _safe_suffix(name: str | None, default: str) -> str:
+    suf = Path(name or "").suffix.lower()
+    return suf if suf[1:].isalnum() and len(suf) <= 6 else default
+
+
+# ---- access: Host, origin, token -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Access:
+    """Who may use the server (see "Security model" at the top): the address it is bound to, more
+    Host names to accept, and an optional access token."""
+
+    bound_host: str = "127.0.0.1"
+    token: str | None = None
+    extra_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.token is not None and not TOKEN_PATTERN.fullmatch(self.token):
+            raise FacecastError("the access token may hold only letters, digits and . _ ~ - "
+                                "(make one with: python -c \"import secrets; print(secrets.token_urlsafe())\")")
+
+    def host_allowed(self, header: str | None) -> bool:
+        name = host_name(header)
+        if name is None:
+            return False
+        bound = self.bound_host.lower().strip("[]")
+        if name in LOOPBACK_NAMES or name == bound or name in {h.lower() for h in self.extra_hosts}:
+            return True
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return ip.is_loopback or bound in WILDCARD_HOSTS
+
+    def token_ok(self, headers: dict[str, str], query: str) -> bool:
+        if self.token is None:
+            return True
+        want = self.token.encode()
+        return any(hmac.compare_digest(t.encode(), want) for t in presented_tokens(headers, query))
+
+
+def host_name(header: str | None) -> str | None:
+    """The host of a Host header, lowercased, without port or trailing dot; None when malformed."""
+    h = (header or "").strip().lower()
+    if h.startswith("["):
+        name, bracket, rest = h[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest.removeprefix(":")
+    else:
+        name, _, port = h.partition(":")
+    if port and not (port.isascii() and port.isdigit()):
+        return None
+    return name.rstrip(".") or None
+
+
+def cross_site(headers: dict[str, str]) -> bool:
+    """True for a request a browser sends on behalf of another site: its Sec-Fetch-Site is neither
+    same-origin nor none, or its Origin is not this server (the Host it asked for)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    try:
+        netloc = urlsplit(origin.strip()).netloc.lower()
+    except ValueError:
+        return True
+    return not netloc or netloc != headers.get("host", "").strip().lower()
+
+
+def presented_tokens(headers: dict[str, str], query: str) -> list[str]:
+    """The access tokens a request carries: Authorization: Bearer, ?token=, the token cookie."""
+    found = []
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        found.append(value.strip())
+    found += parse_qs(query).get("token", [])
+    cookie = SimpleCookie()
+    try:
+        cookie.load(headers.get("cookie", ""))
+    except CookieError:
+        pass
+    if TOKEN_COOKIE in cookie:
+        found.append(cookie[TOKEN_COOKIE].value)
+    return found
+
+
 class BodyTooLarge(Exception):
-    pass
+    """Raised into the app when its request body passes the limit."""
 
 
-class LimitBody:
-    """ASGI middleware: refuse request bodies over a limit per path (before the multipart parser
-    spools them), with a 413 JSON error."""
+class Guard:
+    """ASGI middleware in front of the whole app: the Host check, the access token and the
+    same-origin rule (HTTP and WebSocket), and the request-body limits (HTTP). Refusals have the
+    API's error shape; a refused WebSocket handshake gets it as its HTTP response."""
 
-    def __init__(self, app, limits: dict[str, int]):
+    def __init__(self, app, access: Access, body_limits: dict[str, int]):
         self.app = app
-        self.limits = limits
+        self.access = access
+        self.body_limits = body_limits
 
     async def __call__(self, scope, receive, send):
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        query = scope.get("query_string", b"").decode("latin-1")
+        refusal = self.refusal(scope, headers, query)
+        if refusal is not None:
+            return await refuse(scope, receive, send, *refusal)
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        if self.access.token and "token" in parse_qs(query):
+            send = _setting_token_cookie(send, self.access.token)
+        limit = self.body_limits.get(scope["path"])
         if limit is None:
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        try:
-            declared = int(headers.get(b"content-length", b"0"))
-        except ValueError:
-            declared = 0
-        started = False
+        return await limit_body(self.app, limit, scope, receive, send)
 
-        async def send2(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+    def refusal(self, scope, headers: dict[str, str], query: str) -> tuple[int, str, dict] | None:
+        """(status, message, headers) when the request is refused, else None."""
+        if not self.access.host_allowed(headers.get("host")):
+            return (400, (f"Host {headers.get('host', '')!r} is not this server: use localhost or 127.0.0.1 "
+                          "(or start it with --allow-host NAME)"), {})
+        if not self.access.token_ok(headers, query):
+            return (401, ("this server needs its access token: send 'Authorization: Bearer TOKEN' "
+                          "or add ?token=TOKEN to the address"), {"WWW-Authenticate": "Bearer"})
+        state_changing = scope["type"] == "websocket" or scope.get("method") not in SAFE_METHODS
+        if state_changing and cross_site(headers):
+            return 403, "cross-site request refused: use the page this server serves, or a program", {}
+        return None
 
-        async def too_large():
-            body = json.dumps({"error": f"the upload is too large (at most {limit // (1024 * 1024)} MB)"}).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
 
-        if declared > limit:
-            # read (and discard) what the client is sending, so it gets to read the answer
-            drained = 0
-            while declared <= 8 * limit and drained <= declared:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return
-                drained += len(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
-            return await too_large()
-        seen = 0
+async def refuse(scope, receive, send, status: int, message: str, headers: dict) -> None:
+    if scope["type"] == "http":
+        return await send_error(send, status, message, headers)
+    await receive()                                      # websocket.connect
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send_error(send, status, message, headers, websocket=True)
+    else:
+        await send({"type": "websocket.close", "code": 1008})
 
-        async def receive2():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge()
-            return message
-        try:
-            await self.app(scope, receive2, send2)
-        except BodyTooLarge:
+
+def _setting_token_cookie(send, token: str):
+    cookie = f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+    async def send_with_cookie(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+        await send(message)
+    return send_with_cookie
+
+
+async def limit_body(app, limit: int, scope, receive, send) -> None:
+    """Run `app` with its request body held to `limit` bytes. Over it, declared or while streaming
+    (chunked too), the answer is a 413, whatever the app made of the cut-off body; the rest of the
+    body is read and dropped (up to `DRAIN_FACTOR` x limit) so that the client gets to read it."""
+    message = f"the request is too large (at most {_size(limit)})"
+    try:
+        declared = int(dict(scope.get("headers") or []).get(b"content-length", b"0"))
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        if declared <= DRAIN_FACTOR * limit:
+            await _drain(receive, DRAIN_FACTOR * limit)
+        return await send_error(send, 413, message)
+    seen, over, started = 0, False, False
+
+    async def receive_counted():
+        nonlocal seen, over
+        m = await receive()
+        if m["type"] == "http.request":
+            seen += len(m.get("body", b""))
+            if seen > limit:
+                over = True
+                if m.get("more_body"):
+                    await _drain(receive, DRAIN_FACTOR * limit)
+                raise BodyTooLarge()
+        return m
+
+    async def send_checked(m):
+        nonlocal started
+        if over:                             # the app's answer to a cut-off body: the 413 instead
             if not started:
-                await too_large()
+                started = True
+                await send_error(send, 413, message)
+            return
+        started = started or m["type"] == "http.response.start"
+        await send(m)
+    try:
+        await app(scope, receive_counted, send_checked)
+    except BodyTooLarge:
+        if not started:
+            await send_error(send, 413, message)
 
 
+async def _drain(receive, budget: int) -> None:
+    n = 0
+    while n <= budget:
+        m = await receive()
+        if m["type"] != "http.request":
+            return
+        n += len(m.get("body", b""))
+        if not m.get("more_body"):
+            return
+
+
+# ---- HTTP renders --------------------------------------------------------------------------------
+class RenderCancelled(Exception):
+    """Raised inside a render (between frames) when its client has gone."""
+
+
+@dataclass
+class RenderJob:
+    """One /api/render request: its uploads (in its own temp folder), settings and cancel flag."""
+
+    folder: Path
+    image: Path
+    audio: Path
+    fps: float
+    track: Any = None
+    max_frames: int = 0              # a guard against audio that runs longer than its header said
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def output(self) -> Path:
+        return self.folder / "out.mp4"
+
+    def public(self, text: str) -> str:
+        return scrub_paths(text, {self.audio: "the audio upload", self.image: "the image upload",
+                                  self.folder: "the upload"})
+
+    def audio_duration(self) -> float:
+        from .audio import load_audio_info
+        try:
+            return load_audio_info(self.audio).duration_s
+        except FacecastError as e:
+            raise ApiError(400, self.public(str(e))) from None
+
+    def check(self, frames: int = 0) -> None:
+        """Between frames: stop when the client has gone, or the audio is longer than allowed."""
+        if self.cancel.is_set():
+            raise RenderCancelled()
+        if frames > self.max_frames:
+            raise ApiError(413, f"the audio is longer than allowed ({self.max_frames / self.fps:.0f} s at most)")
+
+    def render(self, rig, progress):
+        from .pipeline import Animator
+        return Animator(str(self.image), rig=rig).render(str(self.audio), self.output, fps=self.fps,
+                                                          controls=self.track, progress=progress)
+
+
+class RenderQueue:
+    """The HTTP renders: one runs at a time (it uses every core), at most `max_waiting` wait behind
+    it, and `admit` refuses the rest. A job whose `cancel` is set stops, waiting or running."""
+
+    OUTCOMES = ("done", "failed", "cancelled", "refused")
+
+    def __init__(self, max_waiting: int):
+        self.max_waiting = max_waiting
+        self._slot = threading.Lock()          # held by the running render
+        self._lock = threading.Lock()          # guards the counters below
+        self._admitted = 0
+        self._running = False
+        self._progress = (0, 0)
+        self._counts = dict.fromkeys(self.OUTCOMES, 0)
+
+    def admit(self) -> bool:
+        with self._lock:
+            if self._admitted > self.max_waiting:
+                self._counts["refused"] += 1
+                return False
+            self._admitted += 1
+            return True
+
+    def leave(self, outcome: str) -> None:
+        with self._lock:
+            self._admitted -= 1
+            self._counts[outcome] += 1
+
+    def run(self, job: RenderJob, build_rig):
+        """On a worker thread: wait for the slot, build the rig (`build_rig(path)` -> Future), render."""
+        while not self._slot.acquire(timeout=CANCEL_POLL_S):
+            job.check()
+        try:
+            with self._lock:
+                self._running, self._progress = True, (0, 0)
+            job.check()
+            rig = _result_unless_cancelled(build_rig(str(job.image)), job)
+
+            def progress(done: int, total: int) -> None:
+                self._progress = (done, total)
+                job.check(done)
+            return job.render(rig, progress)
+        finally:
+            with self._lock:
+                self._running = False
+            self._slot.release()
+
+    def status(self) -> dict:
+        with self._lock:
+            return {"running": int(self._running), "waiting": self._admitted - int(self._running),
+                    "max_waiting": self.max_waiting, "progress": list(self._progress) if self._running else None,
+                    **self._counts}
+
+
+def _result_unless_cancelled(future: concurrent.futures.Future, job: RenderJob):
+    while True:
+        try:
+            return future.result(timeout=CANCEL_POLL_S)
+        except concurrent.futures.TimeoutError:
+            if job.cancel.is_set():
+                future.cancel()
+                raise RenderCancelled() from None
+
+
+async def prepare_render(folder: Path, image, audio, controls: str | None, fps: float, limits: Limits) -> RenderJob:
+    """Check a render request and write its uploads into `folder`; ApiError (400, 413) when it cannot run."""
+    from starlette.concurrency import run_in_threadpool
+    if not 1 <= fps <= 60:
+        raise ApiError(400, "fps must be between 1 and 60")
+    job = RenderJob(folder, folder / ("image" + _safe_suffix(image.filename, ".jpg")),
+                    folder / ("audio" + _safe_suffix(audio.filename, ".wav")), fps, parse_control_track(controls))
+    data = await read_upload(image, "image", limits.upload_bytes)
+    check_image_header(data, limits.upload_pixels)
+    job.image.write_bytes(data)
+    job.audio.write_bytes(await read_upload(audio, "audio", limits.audio_bytes))
+    duration = await run_in_threadpool(job.audio_duration)
+    if duration > limits.audio_s:
+        raise ApiError(413, f"the audio upload is {duration:.0f} s long; a render takes at most {limits.audio_s:g} s")
+    job.max_frames = math.ceil((limits.audio_s + 1.0) * fps)
+    return job
+
+
+def parse_control_track(text: str | None) -> ControlTrack | None:
+    if not text:
+        return None
+    try:
+        return ControlTrack.from_dict(json.loads(text))
+    except json.JSONDecodeError as e:
+        raise ApiError(400, f"controls is not valid JSON: {e}") from None
+    except FacecastError as e:
+        raise ApiError(400, str(e)) from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ApiError(400, f"bad controls: {e}") from None
+
+
+async def run_render(request, renders: RenderQueue, job: RenderJob, build_rig):
+    """Run `job` through `renders` on a worker thread, polling the client meanwhile: when it has
+    disconnected, the job is cancelled (RenderCancelled). FacecastErrors come back as 400s."""
+    from starlette.concurrency import run_in_threadpool
+    task = asyncio.ensure_future(run_in_threadpool(renders.run, job, build_rig))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=CANCEL_POLL_S)
+            if not task.done() and not job.cancel.is_set() and await request.is_disconnected():
+                job.cancel.set()
+        return task.result()
+    except asyncio.CancelledError:
+        job.cancel.set()
+        raise
+    except FacecastError as e:
+        raise ApiError(400, job.public(str(e))) from None
+
+
+# ---- the app -------------------------------------------------------------------------------------
 class LiveServer:
-    """The state behind one app: portraits and live sessions."""
+    """The state behind one app: portraits, live sessions and the render queue."""
 
-    def __init__(self, size: int = 512, default_image=None, max_sessions: int = MAX_SESSIONS, default_rig=None):
+    def __init__(self, size: int = 512, default_image=None, max_sessions: int = MAX_SESSIONS, default_rig=None,
+                 limits: Limits | None = None):
         self.portraits = PortraitStore(size)
         self.sessions: dict[str, LiveSession] = {}
         self.max_sessions = max_sessions
-        self.render_lock = threading.Semaphore(1)
+        self.limits = limits or Limits()
+        self.renders = RenderQueue(self.limits.waiting_renders)
         for pid, name, src in _sample_portraits():
             self.portraits.add(Portrait(pid, name, src, builtin=True))
         self.default_id = "hopper"
@@ -687,39 +1173,48 @@ class LiveServer:
     def status(self) -> dict:
         return {"sessions": len(self.sessions),
                 "workers": sum(1 for t in threading.enumerate() if t.name.startswith("facecast-live-")),
-                "portraits": len(self.portraits.list())}
+                "portraits": len(self.portraits.list()),
+                "renders": self.renders.status()}
 
 
-API_DESCRIPTION = """
+API_DESCRIPTION = f"""
 One portrait photo + speech -> a talking face, on a CPU.
 
 * **Page**: `/` - pick or upload a portrait, talk into the microphone or play an audio file, and
   see the face talk live.
 * **Programs**: `POST /api/render` (a portrait + an audio file -> an MP4), `POST /api/portrait`
-  (upload a portrait for live sessions), `GET /api/portraits`.
+  (upload a portrait for live sessions), `GET /api/portraits`, `GET /api/status`.
 * **Live**: WebSocket `/ws` (not shown in this schema): text messages `start`, `controls`, `stop`,
   `ping`; binary audio (16 kHz mono float32 or int16, little-endian); binary frames back (32-byte
   header `<4sIddff`: magic `FCF1`, frame index, audio time s, server send time, server latency ms,
   render ms; then JPEG) and JSON `ready`, `stats`, `error`, `ended` messages. See `facecast/server.py`.
 
-Errors are JSON `{"error": "..."}` with status 400 (bad input), 404, 413 (too large) or 503 (busy).
+Limits: an image upload {_size(MAX_UPLOAD_BYTES)} and {MAX_UPLOAD_PIXELS / 1e6:g} megapixels, an audio upload
+{_size(MAX_AUDIO_BYTES)} and {MAX_AUDIO_S:g} s. Renders run one at a time, at most {MAX_WAITING_RENDERS} waiting;
+a render whose client disconnects is cancelled.
+
+Errors are JSON `{{"error": "..."}}` with status 400 (bad input or Host header), 401 (access token
+needed), 403 (cross-site request), 404, 405, 413 (too large: bytes, pixels or seconds) or 503
+(busy; see Retry-After).
 """
 
 
 def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESSIONS, warm: bool = True,
-               default_rig=None):
-    """The FastAPI app: page, HTTP API and WebSocket. `app.state.live` is the `LiveServer`.
+               default_rig=None, *, limits: Limits | None = None, access: Access | None = None):
+    """The app: page, HTTP API and WebSocket, behind the `Guard`. `app.state.live` is the `LiveServer`.
 
-    default_image: a portrait (path or array) offered first; default_rig: its rig, if already built."""
+    default_image: a portrait (path or array) offered first; default_rig: its rig, if already built.
+    limits: the HTTP API's `Limits`; access: who may use it (`Access`: bound host, token)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, File, Form, UploadFile, WebSocket, WebSocketDisconnect
-    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.responses import FileResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.background import BackgroundTask
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
 
-    live = LiveServer(size, default_image, max_sessions, default_rig)
+    live = LiveServer(size, default_image, max_sessions, default_rig, limits)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -732,9 +1227,7 @@ def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESS
 
     app = FastAPI(title="facecast", version="1", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.live = live
-
-    def err(status: int, message: str):
-        return JSONResponse({"error": message}, status_code=status)
+    install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -749,95 +1242,73 @@ def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESS
     async def portrait_image(image_id: str):
         p = live.portraits.find(image_id)
         if p is None:
-            return err(404, f"no portrait {image_id!r}")
+            raise ApiError(404, f"no portrait {image_id!r}")
         p = await live.portraits.ready(p)
         if p.thumbnail is None:
-            return err(400, p.error or "no image")
+            raise ApiError(400, p.error or "no image")
         return Response(p.thumbnail, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     @app.post("/api/portrait", summary="Upload a portrait for live sessions",
-              description=f"An image file (JPEG, PNG, WebP, TIFF, BMP; at most {MAX_UPLOAD_BYTES // 2**20} MB) "
-                          "with a clearly visible face. Returns its `image_id` for the WebSocket `start` message.",
+              description=f"An image file (JPEG, PNG, WebP, TIFF, BMP; at most {_size(live.limits.upload_bytes)} and "
+                          f"{live.limits.upload_pixels / 1e6:g} megapixels) with a clearly visible face. Returns its "
+                          "`image_id` for the WebSocket `start` message.",
               responses={400: {"description": "not an image, or no usable face"}, 413: {"description": "too large"}})
     async def upload_portrait(image: UploadFile = File(..., description="portrait photo, painting or drawing")):
-        data = await image.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            return err(413, f"the upload is too large (at most {MAX_UPLOAD_BYTES // 2**20} MB)")
-        if not data:
-            return err(400, "the upload is empty")
-        try:
-            arr = await run_in_threadpool(_decode_image, data, image.filename or "upload")
-        except FacecastError as e:
-            return err(400, str(e))
+        data = await read_upload(image, "image", live.limits.upload_bytes)
+        check_image_header(data, live.limits.upload_pixels)
+        arr = await run_in_threadpool(_decode_image, data, image.filename)
         name = Path(image.filename or "portrait").name[:80]
         p = live.portraits.add(Portrait(uuid.uuid4().hex[:12], name, arr))
         p = await live.portraits.ready(p)
         if p.error:
             live.portraits._items.pop(p.id, None)
-            return err(400, p.error)
+            raise ApiError(400, p.error)
         return p.info()
 
-    @app.get("/api/status", summary="Live sessions and worker threads now running")
+    @app.get("/api/status", summary="Live sessions, worker threads and HTTP renders now running")
     async def status() -> dict:
         return live.status()
 
     @app.post("/api/render", summary="Portrait + speech -> MP4 (H.264 + AAC)",
               description="The same renderer as `facecast render`. `controls` is optional JSON: the keys of a "
                           "controls file (emotion, gaze, head_distance, head_offset, motion_scale, expression_scale, "
-                          "blink_rate, seed, and keyframes). Renders one request at a time.",
+                          "blink_rate, seed, and keyframes). Renders one request at a time, at most "
+                          f"{live.limits.waiting_renders} waiting (then 503 with Retry-After); closing the "
+                          f"connection cancels the render. Audio: at most {live.limits.audio_s:g} s.",
               response_class=Response,
               responses={200: {"content": {"video/mp4": {}}, "description": "the video"},
-                         400: {"description": "bad image, audio or controls"}, 413: {"description": "too large"}})
-    async def render_api(image: UploadFile = File(..., description="portrait image (at most 15 MB)"),
+                         400: {"description": "bad image, audio or controls"},
+                         413: {"description": "too large (bytes, pixels or audio length)"},
+                         503: {"description": "busy: too many renders waiting"}})
+    async def render_api(request: Request,
+                         image: UploadFile = File(..., description="portrait image (at most 15 MB)"),
                          audio: UploadFile = File(..., description="speech: wav, mp3, flac, ogg, m4a (at most 50 MB)"),
                          controls: str | None = Form(None, description='controls JSON, e.g. {"emotion": "happy:0.6"}'),
                          fps: float = Form(25.0, description="frame rate, 1-60")):
-        if not 1 <= fps <= 60:
-            return err(400, "fps must be between 1 and 60")
-        track = None
-        if controls:
-            try:
-                track = ControlTrack.from_dict(json.loads(controls))
-            except json.JSONDecodeError as e:
-                return err(400, f"controls is not valid JSON: {e}")
-            except FacecastError as e:
-                return err(400, str(e))
-        tmp = Path(tempfile.mkdtemp(prefix="facecast-render-"))
+        renders = live.renders
+        if not renders.admit():
+            raise ApiError(503, f"busy: a render is running and {renders.max_waiting} are waiting; retry later",
+                           {"Retry-After": str(RETRY_AFTER_S)})
+        folder = Path(tempfile.mkdtemp(prefix="facecast-render-"))
+        outcome = "failed"
         try:
-            ipath = tmp / ("image" + _safe_suffix(image.filename, ".jpg"))
-            apath = tmp / ("audio" + _safe_suffix(audio.filename, ".wav"))
-            for up, path, limit in ((image, ipath, MAX_UPLOAD_BYTES), (audio, apath, MAX_AUDIO_BYTES)):
-                data = await up.read(limit + 1)
-                if len(data) > limit:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return err(413, f"{path.stem} is too large (at most {limit // 2**20} MB)")
-                path.write_bytes(data)
-            out = tmp / "out.mp4"
-
-            def job():
-                from .audio import load_audio_info
-                from .pipeline import Animator
-                load_audio_info(apath)
-                rig = live.portraits.rig_for_render(str(ipath)).result()
-                with live.render_lock:
-                    return Animator(str(ipath), rig=rig).render(str(apath), out, fps=fps, controls=track)
-            res = await run_in_threadpool(job)
-        except FacecastError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return err(400, str(e))
-        except Exception:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            job = await prepare_render(folder, image, audio, controls, fps, live.limits)
+            res = await run_render(request, renders, job, live.portraits.rig_for_render)
+            outcome = "done"
+        except RenderCancelled:
+            outcome = "cancelled"
+            raise ApiError(499, "the client closed the connection; the render was cancelled") from None
+        finally:
+            renders.leave(outcome)
+            if outcome != "done":
+                shutil.rmtree(folder, ignore_errors=True)
         return FileResponse(res.output, media_type="video/mp4", filename="facecast.mp4",
                             headers={"X-Facecast-Frames": str(res.frames), "X-Facecast-Duration": f"{res.duration_s:.3f}"},
-                            background=BackgroundTask(shutil.rmtree, tmp, True))
+                            background=BackgroundTask(shutil.rmtree, folder, True))
 
     @app.websocket("/ws")
     async def ws_endpoint(ws: WebSocket):
-        if not _same_origin(ws):
-            await ws.close(code=1008)
-            return
-        await ws.accept()
+        await ws.accept()                    # the Guard has checked Host, token and Origin
         if len(live.sessions) >= live.max_sessions:
             await ws.send_text(json.dumps({"type": "error", "message": f"server busy: {live.max_sessions} live sessions already"}))
             await ws.close(code=1013)
@@ -881,52 +1352,65 @@ def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESS
             await asyncio.gather(*tasks, return_exceptions=True)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return _wrap(app)
+    return _wrap(app, access or Access())
 
 
-def _wrap(app):
-    """The app with the upload-size guard in front; `.state` and `.openapi` stay reachable."""
-    guarded = LimitBody(app, {"/api/portrait": MAX_UPLOAD_BYTES + 64 * 1024,
-                              "/api/render": MAX_UPLOAD_BYTES + MAX_AUDIO_BYTES + 64 * 1024})
+def _wrap(app, access: Access):
+    """The app behind the `Guard`; `.state` and `.fastapi` stay reachable."""
+    guarded = Guard(app, access, app.state.live.limits.body_limits())
     guarded.state = app.state
     guarded.fastapi = app
     return guarded
 
 
-def _decode_image(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image
+# ---- WebSocket transport -------------------------------------------------------------------------
+def ws_protocol_class():
+    """uvicorn's WebSocket protocol (websockets, sans-I/O; uvicorn is pinned), changed in two things.
 
-    from .image_io import load_image
-    with tempfile.TemporaryDirectory(prefix="facecast-upload-") as d:
-        p = Path(d) / ("upload" + _safe_suffix(name, ""))
-        p.write_bytes(data)
-        try:
-            with Image.open(p) as im:
-                w, h = im.size
-            if w * h > MAX_UPLOAD_PIXELS:
-                raise FacecastError(f"{name!r} is {w}x{h} pixels; upload at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            pass                                     # load_image says what is wrong
-        try:
-            return load_image(p)
-        except FacecastError as e:
-            raise FacecastError(str(e).replace(str(p), repr(name))) from None
+    A message over `MAX_WS_MESSAGE` gets its close frame (1009, `WS_TOO_BIG_REASON`) to the client:
+    uvicorn closes the socket at once, while the client is still sending that message, and the
+    unread bytes turn the close into a TCP reset that swallows the close frame (the client sees the
+    connection drop with no reason). Here the server half-closes, then reads and drops the rest for
+    up to `WS_LINGER_S` (as its close timer, so that the app ending does not close it sooner).
+
+    A handshake refused with an HTTP response (the `Guard`) counts as complete, so uvicorn does not
+    log "ASGI callable returned without completing handshake" for it."""
+    from uvicorn.protocols.websockets import websockets_sansio_impl
+    from websockets.frames import Close, Frame, Opcode
+
+    class Protocol(websockets_sansio_impl.WebSocketsSansIOProtocol):
+        failed = False
+
+        async def send(self, message) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+                self.handshake_complete = True
+
+        def handle_parser_exception(self) -> None:
+            self.conn.data_to_send()                 # the library's close frame: ours instead
+            if self.failed:
+                return                               # lingering: what still comes is dropped
+            self.failed = True
+            sent = self.conn.close_sent
+            code = sent.code if sent is not None else 1002
+            reason = WS_TOO_BIG_REASON if code == 1009 else (sent.reason if sent is not None else "")
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.transport.write(Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=False))
+            self.close_sent = True
+            self.stop_keepalive()
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.close_timer = self.loop.call_later(WS_LINGER_S, self.transport.close)
+    return Protocol
 
 
-def _safe_suffix(name: str | None, default: str) -> str:
-    suf = Path(name or "").suffix.lower()
-    return suf if suf[1:].isalnum() and len(suf) <= 6 else default
-
-
-def _same_origin(ws) -> bool:
-    """Refuse WebSocket connections opened by other web sites (cross-site WebSocket hijacking);
-    programs that send no Origin are let in."""
-    origin = ws.headers.get("origin")
-    if not origin:
-        return True
-    from urllib.parse import urlsplit
-    host = ws.headers.get("host", "")
-    return urlsplit(origin).netloc.lower() == host.lower()
+def uvicorn_config(app, **kw):
+    import uvicorn
+    return uvicorn.Config(app, log_level="warning", ws=ws_protocol_class(), ws_max_size=MAX_WS_MESSAGE,
+                          ws_per_message_deflate=False, **kw)
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -937,6 +1421,10 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     s.add_argument("--size", type=int, default=512, help="frame size in pixels, 256-1024 (default 512)")
     s.add_argument("--max-sessions", type=int, default=MAX_SESSIONS, help=f"live sessions at once (default {MAX_SESSIONS})")
+    s.add_argument("--token", help=f"require this access token (default: ${TOKEN_ENV}); use it with --host beyond "
+                                   "this machine. Clients send 'Authorization: Bearer TOKEN' or ?token=TOKEN")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept requests addressed to this host name (e.g. the machine's LAN name); repeatable")
     return s
 
 
@@ -946,6 +1434,8 @@ def cmd_serve(args) -> int:
         raise FacecastError(f"--port must be 0-65535, got {args.port}")
     if not 256 <= args.size <= 1024:
         raise FacecastError(f"--size must be between 256 and 1024, got {args.size}")
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    access = Access(bound_host=args.host, token=token, extra_hosts=tuple(args.allow_host))
     if args.image is not None:
         from .rig import build_rig
         if not Path(args.image).exists():
@@ -956,16 +1446,16 @@ def cmd_serve(args) -> int:
     else:
         rig = None
     sock = bind_socket(args.host, args.port)
-    app = create_app(args.size, args.image, max(1, args.max_sessions), default_rig=rig)
+    app = create_app(args.size, args.image, max(1, args.max_sessions), default_rig=rig, access=access)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"facecast: serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs; Ctrl+C to stop)", flush=True)
-    if not _is_loopback(args.host):
-        print("facecast: warning: listening beyond this machine; anyone who can reach it can use it (no login)",
-              file=sys.stderr)
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=int(MAX_CHUNK_S * SAMPLE_RATE * 4 + 1024),
-                            ws_per_message_deflate=False)
-    server = uvicorn.Server(config)
+    query = f"?token={token}" if token else ""
+    print(f"facecast: serving on http://{shown}:{port}/{query}  (API docs: http://{shown}:{port}/docs{query}; "
+          "Ctrl+C to stop)", flush=True)
+    if not _is_loopback(args.host) and not token:
+        print(f"facecast: warning: listening beyond this machine with no access token; anyone who can reach it can "
+              f"use it (set --token or ${TOKEN_ENV})", file=sys.stderr)
+    server = uvicorn.Server(uvicorn_config(app))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -1013,8 +1503,7 @@ class ServerThread:
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_per_message_deflate=False,
-                                                    ws_max_size=int(MAX_CHUNK_S * SAMPLE_RATE * 4 + 1024)))
+        self.server = uvicorn.Server(uvicorn_config(app))
         self.server.install_signal_handlers = lambda: None  # noqa: E731 - not the main thread
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="facecast-server", daemon=True)
