@@ -18,12 +18,12 @@ import matplotlib.cbook
 import numpy as np
 from scipy.signal import resample_poly
 
-from facecast.acoustics import analyze
-from facecast.audio import save_wav
-from facecast.generator import MotionGenerator, generate_motion
+from facecast.audio.acoustics import analyze
+from facecast.audio.io import save_wav
+from facecast.audio.speech import synthesize
+from facecast.face.rig import build_rig
+from facecast.motion.generator import MotionGenerator, generate_motion
 from facecast.pipeline import Animator
-from facecast.rig import build_rig
-from facecast.speech import synthesize
 from facecast.video import VideoWriter
 
 TEXT = ("Hello, my name is Grace. Computers are easy to use, but people must be patient. "

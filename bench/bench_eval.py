@@ -8,10 +8,15 @@ import time
 
 import matplotlib.cbook
 
-from facecast.evaluate import TEST_SENTENCES, combine_reports, evaluate_lipsync, tts_clip
-from facecast.render import Renderer
-from facecast.rig import build_rig
-from facecast.tracking import FaceTracker
+from facecast.evaluation.lipsync import (
+    TEST_SENTENCES,
+    combine_reports,
+    evaluate_lipsync,
+    tts_clip,
+)
+from facecast.face.rig import build_rig
+from facecast.face.tracking import FaceTracker
+from facecast.rendering.renderer import Renderer
 
 
 def main():

@@ -26,13 +26,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facecast.server import ServerThread, create_app, run_client  # noqa: E402
+from facecast.live.server import ServerThread, create_app, run_client  # noqa: E402
 
 
 def speech(seconds: float) -> np.ndarray:
     from scipy.signal import resample_poly
 
-    from facecast.speech import synthesize
+    from facecast.audio.speech import synthesize
     audio, sr, _ = synthesize("Hello, my name is Peter Piper. Maybe Bob can map a big apple. "
                               "Where were you when the lights went out?", "en")
     x = resample_poly(audio, 16000, sr).astype(np.float32) if sr != 16000 else audio.astype(np.float32)
@@ -78,7 +78,7 @@ def ws_runs(srv, x, runs: int, sessions: int, image: str, rate: float = 25.0) ->
 def browser_runs(srv, x, runs: int, seconds: float) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from facecast.audio import save_wav
+    from facecast.audio.io import save_wav
     wav = Path(tempfile.mkdtemp(prefix="facecast-bench-")) / "mic.wav"
     save_wav(wav, x, 16000)
     args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",

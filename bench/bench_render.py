@@ -11,11 +11,10 @@ import time
 import cv2
 import matplotlib.cbook
 
-from facecast.motion import MotionFrame
-from facecast.presets import preset_motion
-from facecast.render import Renderer
-from facecast.rig import build_rig
-from facecast.tracking import FaceTracker
+from facecast.face.rig import build_rig
+from facecast.face.tracking import FaceTracker
+from facecast.motion.presets import preset_motion
+from facecast.rendering.renderer import Renderer
 
 
 def main():

@@ -11,9 +11,9 @@ import matplotlib.cbook
 import numpy as np
 import skimage.data
 
-from facecast.motion import MotionFrame
-from facecast.render import Renderer
-from facecast.rig import build_rig
+from facecast.face.rig import build_rig
+from facecast.motion.types import MotionFrame
+from facecast.rendering.renderer import Renderer
 
 CASES = [("photo", MotionFrame()), ("yaw +20", MotionFrame(rotation=[0, 20, 0])),
          ("pitch +15", MotionFrame(rotation=[15, 0, 0])), ("roll -15", MotionFrame(rotation=[0, 0, -15])),

@@ -1,19 +1,25 @@
-"""facecast: one portrait photo + motion or speech -> a talking-face video, in real time on a CPU.
+"""facecast: one portrait photo + one speech track -> a talking-face video, in real time on a CPU.
 
-Stages (one module each): `rig` (face rig from one photo), `motion` (the per-frame motion type),
-`blendshapes` (expression as 3D mesh deformation), `render` (rig + motion -> frame, with `eyes`
-and `mouth`), `audio` + `acoustics` + `generator` (speech -> motion, with `controls`), `video`
-(encoding), `pipeline` (the end-to-end job, `render`), `cli` (the command line).
+The public API is what this module exports; everything else is internal. The package is laid
+out by pipeline stage, one folder each, and `pipeline.Animator` is the one place they meet:
+
+- `face/`: the face rig (appearance) from one image: image input, tracking, topology, head pose;
+- `audio/`: decoding, the causal acoustic analysis, speech synthesis (eSpeak NG);
+- `motion/`: the motion type, controls, the audio -> motion generator and presets;
+- `rendering/`: rig + motion -> frame (mesh deformation, warp, eyes, mouth interior);
+- `evaluation/`: re-tracking rendered frames and the lip-sync evaluation;
+- `live/`: the live server (WebSocket streaming, HTTP API, the page);
+- top level: `pipeline` (Animator), `video` (encoding), `outputs` / `inputs` (files), `cli`, `errors`.
 """
-from .controls import Controls, ControlTrack
-from .errors import FacecastError
-from .generator import MotionGenerator, generate_motion
-from .motion import BLENDSHAPE_NAMES, MotionFrame, MotionSequence
-from .render import FullFramePaster, Renderer, render_frame
-from .pipeline import Animator, RenderResult, render
-from .rig import FaceRig, build_rig
+from .errors import FacecastError, FacecastWarning
+from .face.rig import FaceRig, build_rig
+from .motion.controls import Controls, ControlTrack
+from .motion.generator import MotionGenerator, generate_motion
+from .motion.types import BLENDSHAPE_NAMES, MotionFrame, MotionSequence
+from .pipeline import Animator, FrameStream, RenderResult, render
+from .rendering.renderer import Renderer
 
-__all__ = ["Animator", "Controls", "ControlTrack", "MotionGenerator", "RenderResult", "generate_motion", "render",
-           "FacecastError", "BLENDSHAPE_NAMES", "MotionFrame", "MotionSequence", "Renderer", "render_frame",
-           "FullFramePaster", "FaceRig", "build_rig"]
+__all__ = ["Animator", "FrameStream", "RenderResult", "render", "Controls", "ControlTrack", "MotionGenerator",
+           "generate_motion", "BLENDSHAPE_NAMES", "MotionFrame", "MotionSequence", "Renderer", "FaceRig",
+           "build_rig", "FacecastError", "FacecastWarning"]
 __version__ = "0.1.0"

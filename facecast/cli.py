@@ -22,10 +22,10 @@ import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from .controls import CONTROL_RANGES, format_number, range_message
 from .errors import FacecastError, FacecastWarning
-from .presets import FPS_RANGE, SECONDS_RANGE
-from .rig import MAX_SIZE, MIN_SIZE
+from .face.rig import MAX_SIZE, MIN_SIZE
+from .motion.controls import CONTROL_RANGES, format_number, range_message
+from .motion.presets import FPS_RANGE, SECONDS_RANGE
 
 #: The range (lo, hi) of every numeric option of every command, by option name; for a pair
 #: option (--gaze, --head-offset) it holds for each number. `build_parser` gives each such
@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_control_args(mo)
     _add_verbosity(mo)
 
-    from .evaluate import add_eval_parser
-    from .server import add_serve_parser
+    from .evaluation.lipsync import add_eval_parser
+    from .live.server import add_serve_parser
     add_eval_parser(sub)
     add_serve_parser(sub)
 
@@ -196,7 +196,7 @@ def _add_control_args(p: argparse.ArgumentParser) -> None:
 
 
 def _controls(args):
-    from .controls import Controls, ControlTrack
+    from .motion.controls import Controls, ControlTrack
     base = Controls(emotion=args.emotion, gaze=args.gaze, head_distance=args.head_distance,
                     head_offset=args.head_offset, motion_scale=0.0 if args.still else args.motion_scale,
                     expression_scale=args.expression_scale, blink_rate=args.blink_rate, seed=args.seed)
@@ -275,8 +275,8 @@ def _warnings_as_lines():
 
 
 def _rig(args):
-    from .rig import build_rig
-    from .tracking import FaceTracker
+    from .face.rig import build_rig
+    from .face.tracking import FaceTracker
     # --verbose keeps MediaPipe's native log lines, which are dropped otherwise (see tracking)
     verbose = getattr(args, "verbose", False)
     with (FaceTracker(native_logs=True) if verbose else nullcontext()) as tracker:
@@ -287,7 +287,7 @@ def _rig(args):
 
 
 def cmd_analyze(args) -> int:
-    from .overlay import draw_overlay
+    from .face.overlay import draw_overlay
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise FacecastError("the overlay is written as .png or .jpg")
@@ -307,10 +307,10 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_animate(args) -> int:
-    from .audio import load_audio_info
-    from .motion import MotionSequence
+    from .audio.io import load_audio_info
+    from .motion.presets import preset_motion
+    from .motion.types import MotionSequence
     from .pipeline import Animator
-    from .presets import preset_motion
     from .video import check_output_path
     out = check_output_path(args.output, [args.image, args.motion, args.audio])
     motion = MotionSequence.load(args.motion) if args.motion else preset_motion(args.preset, args.seconds, args.fps)
@@ -327,7 +327,8 @@ def cmd_animate(args) -> int:
 
 def cmd_render(args) -> int:
     import time
-    from .audio import load_audio_info
+
+    from .audio.io import load_audio_info
     from .pipeline import Animator
     from .video import check_output_path
     t0 = time.perf_counter()
@@ -352,8 +353,8 @@ def cmd_demo(args) -> int:
 
     import matplotlib.cbook
 
-    from .audio import save_wav
-    from .speech import synthesize
+    from .audio.io import save_wav
+    from .audio.speech import synthesize
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     audio, sr, _ = synthesize(args.text, args.voice, trailing_silence_s=DEMO_TRAILING_SILENCE_S)
     with tempfile.TemporaryDirectory() as d:
@@ -365,8 +366,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_motion(args) -> int:
-    from .audio import load_audio
-    from .generator import generate_motion
+    from .audio.io import load_audio
+    from .motion.generator import generate_motion
     ext = Path(args.output).suffix.lower()
     if ext not in (".json", ".csv"):
         raise FacecastError(f"motion files are .json or .csv, not {ext or 'no extension'!r}")
@@ -381,12 +382,12 @@ def cmd_motion(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import cmd_eval as run
+    from .evaluation.lipsync import cmd_eval as run
     return run(args)
 
 
 def cmd_serve(args) -> int:
-    from .server import cmd_serve as run
+    from .live.server import cmd_serve as run
     return run(args)
 
 

@@ -15,13 +15,18 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import iter_audio, load_audio_info
-from .controls import Controls, ControlTrack
+from .audio.io import iter_audio, load_audio_info
 from .errors import FacecastError
-from .generator import DEFAULT_LOOKAHEAD_S, SAMPLE_RATE, MotionGenerator, concat_motion
-from .motion import MotionFrame, MotionSequence
-from .render import FullFramePaster, Renderer
-from .rig import FaceRig, build_rig
+from .face.rig import FaceRig, build_rig
+from .motion.controls import Controls, ControlTrack
+from .motion.generator import (
+    DEFAULT_LOOKAHEAD_S,
+    SAMPLE_RATE,
+    MotionGenerator,
+    concat_motion,
+)
+from .motion.types import MotionFrame, MotionSequence
+from .rendering.renderer import FullFramePaster, Renderer
 from .video import VideoWriter, check_output_path
 
 MUX_RATE = 48000

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from facecast.render import Renderer
-from facecast.rig import build_rig
-from facecast.tracking import FaceTracker
+from facecast.face.rig import build_rig
+from facecast.face.tracking import FaceTracker
+from facecast.rendering.renderer import Renderer
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def tts_speech():
     """(audio 16 kHz float32, phonemes): an English sentence with pauses, from eSpeak NG."""
     from scipy.signal import resample_poly
 
-    from facecast.speech import synthesize
+    from facecast.audio.speech import synthesize
     audio, sr, phonemes = synthesize("Hello, my name is Peter Piper. Maybe Bob can map a big apple.", "en")
     x = resample_poly(audio, 16000, sr).astype(np.float32) if sr != 16000 else audio.astype(np.float32)
     return x, phonemes
@@ -55,7 +55,7 @@ def tts_speech():
 @pytest.fixture(scope="session")
 def speech_wav(tmp_path_factory, tts_speech):
     """The TTS sentence, then 1.2 s of silence, then the sentence again, as a 16 kHz wav file."""
-    from facecast.audio import save_wav
+    from facecast.audio.io import save_wav
     x, _ = tts_speech
     gap = np.zeros(int(1.2 * 16000), np.float32)
     p = tmp_path_factory.mktemp("speech") / "speech.wav"
@@ -66,7 +66,7 @@ def speech_wav(tmp_path_factory, tts_speech):
 @pytest.fixture(scope="session")
 def live_server():
     """A `facecast serve` app on a free 127.0.0.1 port, warmed up; shut down at the end."""
-    from facecast.server import ServerThread, create_app
+    from facecast.live.server import ServerThread, create_app
     app = create_app()
     with ServerThread(app) as srv:
         app.state.live.wait_warm()

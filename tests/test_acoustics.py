@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from facecast.acoustics import (HOP_S, AcousticAnalyzer, AcousticFeatures, analyze)
-from facecast.speech import synthesize
+from facecast.audio.acoustics import HOP_S, AcousticAnalyzer, AcousticFeatures, analyze
+from facecast.audio.speech import synthesize
 
 SR = 16000
 FIELDS = ("energy_db", "loudness", "voicing", "pitch_hz", "f1_hz", "f2_hz", "openness", "frontness",

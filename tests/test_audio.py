@@ -9,9 +9,17 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from facecast.audio import (AudioInfo, audio_stats, is_silent, iter_audio, load_audio, load_audio_info, save_wav)
+from facecast.audio.io import (
+    AudioInfo,
+    audio_stats,
+    is_silent,
+    iter_audio,
+    load_audio,
+    load_audio_info,
+    save_wav,
+)
+from facecast.audio.speech import synthesize
 from facecast.errors import FacecastError, FacecastWarning
-from facecast.speech import synthesize
 
 SR = 16000
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox", "--disable-gpu",
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -36,7 +35,7 @@ def test_live_page_in_chromium(page_server, tts_speech, tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
 
-    from facecast.audio import save_wav
+    from facecast.audio.io import save_wav
     x, _ = tts_speech
     # the fake microphone plays this file in a loop: speech, 1.5 s of silence, speech again ...
     wav = tmp_path / "mic.wav"

@@ -12,13 +12,13 @@ import av
 import numpy as np
 import pytest
 
-from facecast.audio import save_wav
+from facecast.audio.io import save_wav
+from facecast.audio.speech import synthesize
 from facecast.cli import DEMO_TEXT, DEMO_TRAILING_SILENCE_S, OPTION_RANGES, build_parser
-from facecast.controls import CONTROL_RANGES, format_number
-from facecast.generator import generate_motion
-from facecast.motion import BLENDSHAPE_INDEX, MotionSequence
-from facecast.speech import synthesize
-from facecast.tracking import native_logs_filtered
+from facecast.face.tracking import native_logs_filtered
+from facecast.motion.controls import CONTROL_RANGES, format_number
+from facecast.motion.generator import generate_motion
+from facecast.motion.types import BLENDSHAPE_INDEX, MotionSequence
 
 #: Arguments that make each command's parse complete, so only the option under test can fail.
 BASE_ARGS = {
@@ -126,9 +126,9 @@ def test_bad_numbers_fail_before_any_work(tmp_path, hopper_path, argv, message):
 
 
 def test_the_python_api_checks_the_same_ranges():
-    from facecast.controls import Controls
     from facecast.errors import FacecastError
-    from facecast.presets import preset_motion
+    from facecast.motion.controls import Controls
+    from facecast.motion.presets import preset_motion
     with pytest.raises(FacecastError, match="seconds must be between 0.04 and 3600, got 1000000000000"):
         preset_motion("nod", 1e12)
     with pytest.raises(FacecastError, match="fps must be between 1 and 120, got 0"):
@@ -255,8 +255,8 @@ def test_demo_motion_ends_at_rest():
 def test_demo_video_ends_with_the_mouth_closed(tmp_path, tracker):
     import matplotlib.cbook
 
-    from facecast.retrack import measure
-    from facecast.rig import build_rig
+    from facecast.evaluation.retrack import measure
+    from facecast.face.rig import build_rig
     out = tmp_path / "demo.mp4"
     r = run_cli("demo", "-o", out, "--size", 256, "--quiet")
     assert r.returncode == 0 and r.stderr == "", r.stderr

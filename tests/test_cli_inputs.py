@@ -11,8 +11,8 @@ import skimage.data
 from PIL import Image
 
 from facecast.errors import FacecastError
-from facecast.image_io import load_image
-from facecast.rig import build_rig
+from facecast.face.image_io import load_image
+from facecast.face.rig import build_rig
 
 
 def run_cli(*args, cwd=None):
@@ -47,8 +47,8 @@ def test_animate_preset_writes_h264_mp4(tmp_path, hopper_path):
 
 
 def test_animate_motion_file_with_audio_and_full_frame(tmp_path, hopper_path):
-    from facecast.audio import save_wav
-    from facecast.presets import preset_motion
+    from facecast.audio.io import save_wav
+    from facecast.motion.presets import preset_motion
     motion = tmp_path / "m.csv"
     preset_motion("talk", 1.0, 25).save(motion)
     wav = tmp_path / "a.wav"
@@ -149,8 +149,8 @@ def test_image_kinds_all_load_and_rig(tmp_path, astronaut, tracker):
 
 
 def test_symlink_loops_and_dangling_links_say_so(tmp_path, hopper_path):
-    from facecast.audio import load_audio, load_audio_info
-    from facecast.controls import ControlTrack
+    from facecast.audio.io import load_audio, load_audio_info
+    from facecast.motion.controls import ControlTrack
     loops = {}
     for name in ("face.jpg", "speech.wav", "controls.json"):
         a, b = tmp_path / name, tmp_path / f"other_{name}"

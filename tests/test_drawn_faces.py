@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facecast.motion import MotionFrame
-from facecast.render import Renderer
-from facecast.rig import build_rig
+from facecast.face.rig import build_rig
+from facecast.motion.types import MotionFrame
+from facecast.rendering.renderer import Renderer
 
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")  # installed by .ci/run
 

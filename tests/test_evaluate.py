@@ -10,14 +10,26 @@ import math
 import numpy as np
 import pytest
 
+from facecast.audio.speech import Phoneme
 from facecast.errors import FacecastError
-from facecast.evaluate import (TEST_SENTENCES, LipSyncReport, add_eval_parser, cmd_eval, combine_reports,
-                               count_blinks, estimate_lag, evaluate_lipsync, expected_openness, head_delta,
-                               score_tracks, silence_intervals, tts_clip)
-from facecast.motion import BLENDSHAPE_INDEX, NUM_BLENDSHAPES, MotionSequence
-from facecast.render import Renderer
-from facecast.rig import build_rig
-from facecast.speech import Phoneme
+from facecast.evaluation.lipsync import (
+    TEST_SENTENCES,
+    LipSyncReport,
+    add_eval_parser,
+    cmd_eval,
+    combine_reports,
+    count_blinks,
+    estimate_lag,
+    evaluate_lipsync,
+    expected_openness,
+    head_delta,
+    score_tracks,
+    silence_intervals,
+    tts_clip,
+)
+from facecast.face.rig import build_rig
+from facecast.motion.types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES, MotionSequence
+from facecast.rendering.renderer import Renderer
 
 FPS = 25.0
 JAW = {"open_vowel": 0.7, "vowel": 0.45, "consonant": 0.25, "labiodental": 0.12, "bilabial": 0.0, "pause": 0.0}

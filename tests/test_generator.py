@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from facecast.controls import Controls, ControlTrack, parse_emotion
 from facecast.errors import FacecastError
-from facecast.generator import MotionGenerator, concat_motion, generate_motion
-from facecast.motion import BLENDSHAPE_INDEX as BI
-from facecast.retrack import measure
+from facecast.evaluation.retrack import measure
+from facecast.motion.controls import Controls, ControlTrack, parse_emotion
+from facecast.motion.generator import MotionGenerator, concat_motion, generate_motion
+from facecast.motion.types import BLENDSHAPE_INDEX as BI
 
 
 def chunked(x, sizes, controls=None):
@@ -99,7 +99,7 @@ def test_bad_controls():
 # ---- controls measured on the rendered, re-tracked video -------------------------------------
 @pytest.fixture(scope="module")
 def hopper_renderer(hopper_rig):
-    from facecast.render import Renderer
+    from facecast.rendering.renderer import Renderer
     return Renderer(hopper_rig)
 
 
@@ -144,7 +144,7 @@ def test_gaze_head_distance_and_still_head_on_video(hopper_renderer, hopper_rig,
 def test_labiodentals_tuck_the_lower_lip():
     from scipy.signal import resample_poly
 
-    from facecast.speech import synthesize
+    from facecast.audio.speech import synthesize
     a, sr, ph = synthesize("Five fine fellows have very few voices. She sells seashells.", "en")
     x = resample_poly(a, 16000, sr).astype(np.float32)
     m = generate_motion(x, 16000, 25.0)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from facecast.errors import FacecastError
-from facecast.motion import BLENDSHAPE_NAMES, MotionFrame, MotionSequence
-from facecast.presets import PRESETS, preset_motion
+from facecast.motion.presets import PRESETS, preset_motion
+from facecast.motion.types import BLENDSHAPE_NAMES, MotionFrame, MotionSequence
 
 
 def random_sequence(n=37, fps=30.0, seed=0):

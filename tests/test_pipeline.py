@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import facecast
-from facecast.audio import save_wav
-from facecast.retrack import psnr
+from facecast.audio.io import save_wav
+from facecast.evaluation.retrack import psnr
 
 CHUNK = 320  # 20 ms at 16 kHz, the live mode's chunk
 
@@ -51,7 +51,7 @@ def test_stream_controls_glide_keeps_the_seed(animator, speech):
 
 
 def test_animate_trims_longer_audio_to_the_motion(tmp_path, animator, speech):
-    from facecast.presets import preset_motion
+    from facecast.motion.presets import preset_motion
     wav = tmp_path / "long.wav"
     save_wav(wav, np.tile(speech, 4), 16000)  # 6.4 s of audio for 1 s of motion
     res = animator.animate(preset_motion("nod", 1.0, 25), tmp_path / "nod.mp4", audio=wav)

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facecast.audio import save_wav
-from facecast.topology import lip_gap
+from facecast.audio.io import save_wav
+from facecast.face.topology import lip_gap
 
 
 def run_cli(*args, timeout=600):
@@ -77,7 +77,7 @@ def test_motion_export_cli(tmp_path, speech_wav):
         out = tmp_path / f"m.{ext}"
         r = run_cli("motion", wav, "-o", out, "--fps", 60, "--emotion", "sad:0.6")
         assert r.returncode == 0, r.stderr
-        from facecast.motion import MotionSequence
+        from facecast.motion.types import MotionSequence
         m = MotionSequence.load(out)
         assert m.fps == 60 and len(m) == round((2 * first_s + gap_s) * 60)
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from facecast.motion import MotionFrame
-from facecast.retrack import measure, psnr
+from facecast.evaluation.retrack import measure, psnr
+from facecast.motion.types import MotionFrame
 
 POSES = [(0, 20, 0), (0, -20, 0), (15, 0, 0), (-15, 0, 0), (20, 0, 0), (-20, 0, 0),
          (0, 0, 15), (0, 0, -20), (10, 10, 5), (-8, -12, 6), (0, 10, 0), (5, -5, -10)]
@@ -69,7 +69,7 @@ def test_gaze_moves_the_iris(rig_and_renderer, tracker, gaze, axis, sign):
 
 
 def test_head_scale_and_translation(hopper_rig, tracker):
-    from facecast.render import Renderer
+    from facecast.rendering.renderer import Renderer
     r = Renderer(hopper_rig)
     base = measure(tracker, hopper_rig, r.render(MotionFrame()))
     near = measure(tracker, hopper_rig, r.render(MotionFrame(scale=1.15)))
@@ -80,7 +80,7 @@ def test_head_scale_and_translation(hopper_rig, tracker):
 
 
 def test_expressions_change_the_face_where_expected(hopper_rig):
-    from facecast.render import Renderer
+    from facecast.rendering.renderer import Renderer
     r = Renderer(hopper_rig)
     lm = hopper_rig.landmarks
     geo, _ = r.geometry(MotionFrame(blendshapes={"mouthSmileLeft": 1, "mouthSmileRight": 1}))

@@ -23,11 +23,17 @@ import cv2
 import numpy as np
 import pytest
 import websockets
-
 from websockets.sync.client import connect
 
 from facecast.errors import FacecastError
-from facecast.server import Access, Limits, ServerThread, create_app, parse_frame, run_client
+from facecast.live.server import (
+    Access,
+    Limits,
+    ServerThread,
+    create_app,
+    parse_frame,
+    run_client,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,15 @@ import threading
 import numpy as np
 import pytest
 
+from facecast.audio.speech import (
+    KINDS,
+    EspeakSynth,
+    Phoneme,
+    classify_phoneme,
+    load_phoneme_labels,
+    synthesize,
+)
 from facecast.errors import FacecastError
-from facecast.speech import (KINDS, EspeakSynth, Phoneme, classify_phoneme, load_phoneme_labels,
-                             synthesize)
 
 
 def _block_db(audio, sr, start_s, end_s, block_s=0.005):

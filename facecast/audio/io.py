@@ -25,11 +25,11 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import FacecastError, FacecastWarning
-from .inputs import check_input_file
+from ..errors import FacecastError, FacecastWarning
+from ..inputs import check_input_file
 
 #: Default analysis rate: everything downstream (acoustics) works at 16 kHz.
-DEFAULT_SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000           # Hz: what the acoustic analysis and motion generator take
 #: A sample at or above this magnitude counts as clipped.
 CLIP_LEVEL = 0.999
 #: Frame length (s) and level (dBFS RMS) used by `is_silent`: audio is silent when no frame
@@ -162,7 +162,7 @@ def _warn_if_incomplete(p: Path, read_s: float, declared_s: float | None, n_bad:
                   FacecastWarning)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio track of `path` to mono float32 at `sample_rate`.
 
     Returns an (N,) float32 array in [-1, 1]. Multi-channel audio is downmixed with FFmpeg's
@@ -173,7 +173,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) 
     return np.concatenate(list(iter_audio(path, sample_rate)))
 
 
-def iter_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Iterator[np.ndarray]:
+def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Stream the first audio track of `path` as mono float32 chunks at `sample_rate`.
 
     Same decoding, errors and warning as `load_audio`, in constant memory (for hour-long files).
@@ -268,7 +268,7 @@ def load_audio_info(path: str | os.PathLike) -> AudioInfo:
         elif container.duration is not None:
             duration = container.duration / av.time_base
     if duration is None or not math.isfinite(duration) or duration <= 0 or rate <= 0:
-        native = rate if rate > 0 else DEFAULT_SAMPLE_RATE
+        native = rate if rate > 0 else SAMPLE_RATE
         x = load_audio(p, native)
         duration = len(x) / native
         rate = native
@@ -297,7 +297,7 @@ def _frame_rms_db(x: np.ndarray, frame: int) -> np.ndarray:
     return 20 * np.log10(np.sqrt(np.mean(blocks.reshape(n, frame) ** 2, axis=1)) + 1e-12)
 
 
-def is_silent(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE,
+def is_silent(x: np.ndarray, sample_rate: int = SAMPLE_RATE,
               threshold_db: float = SILENCE_THRESHOLD_DB) -> bool:
     """True when no 20 ms frame of `x` is louder than `threshold_db` dBFS RMS (empty -> True)."""
     x = np.asarray(x, np.float32).reshape(-1)
@@ -307,7 +307,7 @@ def is_silent(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE,
     return bool(np.max(_frame_rms_db(x, frame)) < threshold_db)
 
 
-def audio_stats(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> AudioStats:
+def audio_stats(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> AudioStats:
     """Peak, RMS, clipped fraction and silence of (N,) samples in [-1, 1]."""
     x = np.asarray(x, np.float32).reshape(-1)
     if len(x) == 0:
@@ -321,3 +321,14 @@ def audio_stats(x: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> AudioS
         clipped_fraction=float(np.mean(a >= CLIP_LEVEL)),
         silent=is_silent(x, sample_rate),
     )
+
+
+def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """(N,) float32 audio from `from_rate` to `to_rate` Hz (scipy polyphase), for audio already in
+    memory; files are resampled while decoding (`iter_audio`)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    if int(from_rate) == int(to_rate):
+        return x
+    from scipy.signal import resample_poly
+    g = math.gcd(int(from_rate), int(to_rate))
+    return resample_poly(x, int(to_rate) // g, int(from_rate) // g).astype(np.float32)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FacecastError
-from .outputs import write_text_atomic
+from ..errors import FacecastError
+from ..outputs import write_text_atomic
 
 #: The 52 ARKit blendshape names, in ARKit's documented order (also Live Link Face's).
 BLENDSHAPE_NAMES: tuple[str, ...] = (

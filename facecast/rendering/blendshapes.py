@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import topology as topo
-from .motion import BLENDSHAPE_INDEX, NUM_BLENDSHAPES
+from ..face import topology as topo
+from ..motion.types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES
 
 JAW_MAX_DEG = 24.0  # jawOpen = 1 opens the mouth to about half its width
 
@@ -60,7 +60,7 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
     P = (landmarks.astype(np.float64) - origin) @ rotation / F  # face frame, unit = F
     n = len(P)
     D = np.zeros((NUM_BLENDSHAPES, n, 3))
-    x, y, z = P[:, 0], P[:, 1], P[:, 2]
+    x, y = P[:, 0], P[:, 1]
     iris = np.zeros(n, bool)
     iris[468:] = True
 

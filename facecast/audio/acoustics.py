@@ -53,8 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from .io import SAMPLE_RATE, resample
+
 # --- constants (all tuned at 16 kHz; times in seconds, levels in dB) ------------------------
-SAMPLE_RATE = 16000
 HOP_S = 0.01
 WINDOW = 512                 # 32 ms analysis window (samples at 16 kHz)
 NFFT = 1024                  # zero-padded FFT: linear autocorrelation up to lag WINDOW
@@ -569,11 +570,6 @@ def analyze(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, hop_s: float = HO
 
     Audio at another rate is first resampled to 16 kHz (scipy polyphase).
     """
-    x = np.asarray(audio, np.float32).reshape(-1)
-    if int(sample_rate) != SAMPLE_RATE:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(sample_rate), SAMPLE_RATE)
-        x = resample_poly(x, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
+    x = resample(audio, sample_rate, SAMPLE_RATE)
     an = AcousticAnalyzer(SAMPLE_RATE, hop_s)
     return AcousticFeatures.concat([an.push(x), an.flush()])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import topology as topo
+from ..face import topology as topo
 
 OPEN_PHOTO_GAP = 0.06  # inner-lip gap (x face scale) above which the photo's own mouth is reused
 
@@ -36,7 +36,7 @@ def reference_teeth() -> TeethSample:
     """Upper teeth cut from skimage's astronaut portrait (run once per process)."""
     import skimage.data
 
-    from .tracking import FaceTracker
+    from ..face.tracking import FaceTracker
     img = skimage.data.astronaut()
     with FaceTracker(max_faces=1) as tr:
         lm = tr.landmarks(img)[0].landmarks

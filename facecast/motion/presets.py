@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import FacecastError
 from .controls import format_number, range_message
-from .errors import FacecastError
-from .motion import BLENDSHAPE_INDEX, NUM_BLENDSHAPES, MotionSequence
+from .types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES, MotionSequence
 
 PRESETS = ("nod", "shake", "tilt", "smile", "talk", "blink", "gaze")
 #: Length of a preset clip in seconds: one frame at 25 fps up to an hour.

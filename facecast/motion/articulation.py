@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from .motion import BLENDSHAPE_INDEX as BI
-from .motion import NUM_BLENDSHAPES
+from .types import BLENDSHAPE_INDEX as BI
+from .types import NUM_BLENDSHAPES
 
 JAW_MAX = 0.58                # jawOpen for a loud fully open vowel
 DIP_REACH_S = 0.08            # loudness valleys: neighbours looked at on each side

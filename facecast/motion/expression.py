@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .motion import BLENDSHAPE_INDEX as BI
+from .types import BLENDSHAPE_INDEX as BI
 
 
 def add_expression(shapes: np.ndarray, emotion, emphasis: float, expression_scale: float) -> None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FacecastError
-from .inputs import check_input_file
+from ..errors import FacecastError
+from ..inputs import check_input_file
 
 KINDS: tuple[str, ...] = ("bilabial", "labiodental", "open_vowel", "vowel", "consonant", "pause")
 
@@ -345,12 +345,8 @@ def synthesize(text: str, voice: str = "en", rate_wpm: int = 150, sample_rate: i
         raise ValueError(f"trailing_silence_s must be between 0 and 60, got {trailing_silence_s}")
     audio, rate, phonemes = _DEFAULT.synthesize(text, voice, rate_wpm)
     if sample_rate is not None and int(sample_rate) != rate:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(sample_rate), rate)
-        audio = np.clip(resample_poly(audio, int(sample_rate) // g, rate // g), -1, 1).astype(np.float32)
+        from .io import resample
+        audio = np.clip(resample(audio, rate, sample_rate), -1, 1)
         rate = int(sample_rate)
     pad = round(trailing_silence_s * rate)
     if pad:

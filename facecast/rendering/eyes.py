@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import topology as topo
-from .rig import FaceRig, iris_circle
+from ..face import topology as topo
+from ..face.rig import FaceRig, iris_circle
 
 EYEBALL_RADIUS = 0.45  # x eye width: how far the iris travels for a given gaze angle
 MAX_GAZE_DEG = 35.0

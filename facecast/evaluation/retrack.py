@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import topology as topo
-from .headpose import relative_pose
-from .rig import FaceRig
-from .tracking import FaceTracker
+from ..face import topology as topo
+from ..face.headpose import relative_pose
+from ..face.rig import FaceRig
+from ..face.tracking import FaceTracker
 
 
 @dataclass

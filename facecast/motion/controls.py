@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from .errors import FacecastError
-from .inputs import check_input_file
+from ..errors import FacecastError
+from ..inputs import check_input_file
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 

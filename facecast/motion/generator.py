@@ -20,17 +20,17 @@ import math
 
 import numpy as np
 
-from .acoustics import HOP_S, AcousticAnalyzer, AcousticFeatures
+from ..audio.acoustics import HOP_S, AcousticAnalyzer, AcousticFeatures
+from ..audio.io import SAMPLE_RATE, resample
 from .articulation import DIP_REACH_S, Articulation
 from .controls import Controls, ControlTrack
 from .expression import add_expression, mirror_gaze
-from .eye_motion import EyeMotion
+from .eyes import EyeMotion
 from .head import HeadMotion
-from .motion import BLENDSHAPE_INDEX as BI
-from .motion import NUM_BLENDSHAPES, MotionSequence
 from .prosody import Prosody
+from .types import BLENDSHAPE_INDEX as BI
+from .types import NUM_BLENDSHAPES, MotionSequence
 
-SAMPLE_RATE = 16000
 DEFAULT_LOOKAHEAD_S = 0.12
 DEFAULT_LIP_LEAD_S = 0.0
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
@@ -159,11 +159,7 @@ class MotionGenerator:
 def generate_motion(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = 25.0,
                     controls: Controls | ControlTrack | None = None, **kw) -> MotionSequence:
     """Whole-clip motion for 16 kHz mono audio (other rates are resampled)."""
-    x = np.asarray(audio, np.float32).reshape(-1)
-    if sample_rate != SAMPLE_RATE:
-        from scipy.signal import resample_poly
-        g = math.gcd(int(sample_rate), SAMPLE_RATE)
-        x = resample_poly(x, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
+    x = resample(audio, sample_rate, SAMPLE_RATE)
     gen = MotionGenerator(fps, controls, **kw)
     parts = [gen.push(x), gen.flush()]
     return concat_motion(parts, fps)

@@ -26,13 +26,13 @@ import cv2
 import numpy as np
 import scipy.sparse as sp
 
-from . import topology as topo
+from ..face import topology as topo
+from ..face.headpose import euler_to_matrix
+from ..face.rig import FaceRig
+from ..motion.types import BLENDSHAPE_INDEX, MotionFrame
 from .blendshapes import BlendshapeBasis
 from .eyes import build_eyes, composite_eye
-from .headpose import euler_to_matrix
-from .motion import BLENDSHAPE_INDEX, MotionFrame
 from .mouth import build_mouth, composite_mouth
-from .rig import FaceRig
 
 FIXED_POINT_ITERATIONS = 4
 FACE_FALLOFF = 0.55   # x face scale: how far outside the mesh expression motion fades out

@@ -71,9 +71,10 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import FacecastError
-from .motion import BLENDSHAPE_INDEX, MotionSequence
-from .speech import Phoneme
+from ..audio.io import SAMPLE_RATE
+from ..audio.speech import Phoneme
+from ..errors import FacecastError
+from ..motion.types import BLENDSHAPE_INDEX, MotionSequence
 
 # ---- metric constants (see the module docstring) ------------------------------------------------
 CLOSED_LEVEL = 0.25          # normalised gap at or below which the lips count as closed
@@ -118,7 +119,6 @@ TEST_SENTENCES: dict[str, list[str]] = {
 #: Silence added before and after each synthesized sentence (scored as silence).
 TTS_PAD_S = 0.5
 #: Sample rate the evaluation works at (the generator's and `load_audio`'s rate).
-EVAL_SAMPLE_RATE = 16000
 
 
 # ---- the report -----------------------------------------------------------------------------------
@@ -462,12 +462,12 @@ def measure_motion(motion: MotionSequence, rig, renderer=None, tracker=None, n_f
     Returns {'gap' (T,), 'eye' (T, 2), 'pose' (T, 3), 'render_s', 'track_s'}; NaN rows where
     no face was found. `on_frame(frame)` sees every rendered frame (e.g. to write a video).
     """
-    from .render import Renderer
+    from ..rendering.renderer import Renderer
     from .retrack import measure
     renderer = renderer or Renderer(rig)
     own = tracker is None
     if own:
-        from .tracking import FaceTracker
+        from ..face.tracking import FaceTracker
         tracker = FaceTracker(max_faces=1)
     T = len(motion) if n_frames is None else min(int(n_frames), len(motion))
     gap = np.full(T, np.nan)
@@ -498,7 +498,7 @@ def photo_lip_gap(rig, tracker) -> float:
     from .retrack import measure
     m = measure(tracker, rig, rig.image)
     if m is None:
-        from .topology import lip_gap
+        from ..face.topology import lip_gap
         return lip_gap(rig.landmarks)
     return float(m.lip_gap)
 
@@ -512,7 +512,7 @@ def evaluate_motion(motion: MotionSequence, phonemes: list[Phoneme], rig, durati
     """
     own = tracker is None
     if own:
-        from .tracking import FaceTracker
+        from ..face.tracking import FaceTracker
         tracker = FaceTracker(max_faces=1)
     try:
         fps = motion.fps
@@ -543,7 +543,7 @@ def evaluate_lipsync(audio: np.ndarray, sr: int, phonemes: list[Phoneme], rig, f
     audio = np.asarray(audio, np.float32).reshape(-1)
     if generator is None:
         try:
-            from .generator import generate_motion as generator
+            from ..motion.generator import generate_motion as generator
         except ImportError as e:  # pragma: no cover - the generator ships with the package
             raise FacecastError(f"the motion generator is not available: {e}") from None
     t0 = time.perf_counter()
@@ -569,10 +569,10 @@ def pad_clip(audio: np.ndarray, sr: int, phonemes: list[Phoneme], pad_s: float =
     return out, ph
 
 
-def tts_clip(text: str, voice: str, sr: int = EVAL_SAMPLE_RATE, pad_s: float = TTS_PAD_S
+def tts_clip(text: str, voice: str, sr: int = SAMPLE_RATE, pad_s: float = TTS_PAD_S
              ) -> tuple[np.ndarray, int, list[Phoneme]]:
     """One eSpeak NG test clip at `sr`, padded with silence: (audio, sr, phonemes)."""
-    from .speech import synthesize
+    from ..audio.speech import synthesize
     audio, rate, ph = synthesize(text, voice, sample_rate=sr)
     audio, ph = pad_clip(audio, rate, ph, pad_s)
     return audio, rate, ph
@@ -609,11 +609,11 @@ def _clips_from_args(args) -> list[tuple[str, str, str, np.ndarray, int, list[Ph
     if args.audio or args.labels:
         if not (args.audio and args.labels):
             raise FacecastError("--audio and --labels go together: the evaluation needs the phoneme timing of the audio")
-        from .audio import load_audio
-        from .speech import load_phoneme_labels
-        audio = load_audio(args.audio, sample_rate=EVAL_SAMPLE_RATE)
+        from ..audio.io import load_audio
+        from ..audio.speech import load_phoneme_labels
+        audio = load_audio(args.audio, sample_rate=SAMPLE_RATE)
         ph = load_phoneme_labels(args.labels)
-        return [(Path(args.audio).stem, "", "", audio, EVAL_SAMPLE_RATE, ph)]
+        return [(Path(args.audio).stem, "", "", audio, SAMPLE_RATE, ph)]
     langs = [s.strip() for s in (args.languages or "").split(",") if s.strip()]
     if not langs:
         raise FacecastError("--languages is empty; give eSpeak voices such as en,es,de")
@@ -680,9 +680,9 @@ def cmd_eval(args) -> int:
         raise FacecastError(f"unknown evaluation {args.eval_command!r}; use 'lipsync'")
     if not (args.fps > 0 and math.isfinite(args.fps) and args.fps <= 120):
         raise FacecastError(f"--fps must be between 0 and 120, got {args.fps}")
-    from .render import Renderer
-    from .rig import build_rig
-    from .tracking import FaceTracker
+    from ..face.rig import build_rig
+    from ..face.tracking import FaceTracker
+    from ..rendering.renderer import Renderer
     image = args.image
     if image is None:
         import matplotlib.cbook
@@ -704,7 +704,7 @@ def cmd_eval(args) -> int:
         renderer = Renderer(rig)
         for name, lang, text, audio, sr, ph in clips:
             if save_dir is not None:
-                from .video import VideoWriter
+                from ..video import VideoWriter
                 with VideoWriter(save_dir / f"{name}.mp4", args.fps, rig.size, audio_rate=sr) as vw:
                     vw.write_audio(audio)
                     rep = evaluate_lipsync(audio, sr, ph, rig, args.fps, tracker=tracker, renderer=renderer,

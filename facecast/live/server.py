@@ -94,11 +94,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .controls import Controls, ControlTrack
-from .errors import FacecastError
+from ..audio.io import SAMPLE_RATE
+from ..errors import FacecastError
+from ..motion.controls import Controls, ControlTrack
 
 PROTOCOL_VERSION = 1
-SAMPLE_RATE = 16000
 LIVE_LOOKAHEAD_S = 0.05        # smallest look-ahead that keeps the default lip lead (0.03 s) exact
 GLIDE_S = 0.3                  # controls changed mid-stream cross-fade over this long
 MAX_FRAME_DELAY_S = 0.08       # a frame later than this is skipped when a newer one is ready
@@ -211,9 +211,9 @@ class PortraitStore:
         """On the rig thread: build the rig, renderer, thumbnail and mouth box."""
         if p.animator is not None or p.error is not None:
             return p
-        from .pipeline import Animator
-        from .rig import build_rig
-        from .tracking import FaceTracker
+        from ..face.rig import build_rig
+        from ..face.tracking import FaceTracker
+        from ..pipeline import Animator
         try:
             src = p.source() if callable(p.source) else p.source
             if self._tracker is None:
@@ -257,8 +257,8 @@ class PortraitStore:
 
     def rig_for_render(self, image_path: str):
         """A fresh rig for the render API (on the rig thread)."""
-        from .rig import build_rig
-        from .tracking import FaceTracker
+        from ..face.rig import build_rig
+        from ..face.tracking import FaceTracker
 
         def run():
             if self._tracker is None:
@@ -279,7 +279,7 @@ class PortraitStore:
 
 
 def _neutral():
-    from .motion import MotionFrame
+    from ..motion.types import MotionFrame
     return MotionFrame(rotation=[0.5, 0, 0])
 
 
@@ -326,7 +326,7 @@ def _num(v: Any, name: str) -> float:
 
 
 def controls_json(c: Controls) -> dict:
-    from .controls import EMOTIONS
+    from ..motion.controls import EMOTIONS
     return {"emotion": {n: round(float(w), 3) for n, w in zip(EMOTIONS[1:], c.emotion)},
             "gaze": list(c.gaze), "head_distance": c.head_distance, "head_offset": list(c.head_offset),
             "motion_scale": c.motion_scale, "expression_scale": c.expression_scale,
@@ -386,7 +386,7 @@ class LiveWorker:
 
     def __init__(self, session: "LiveSession", portrait: Portrait, controls: Controls, fps: float,
                  fmt: str, quality: int):
-        from .generator import MotionGenerator
+        from ..motion.generator import MotionGenerator
         self.session = session
         self.portrait = portrait
         self.animator = portrait.animator
@@ -761,7 +761,7 @@ def check_image_header(data: bytes, max_pixels: int) -> None:
 
 def _decode_image(data: bytes, filename: str | None) -> np.ndarray:
     """An uploaded portrait -> RGB array; errors name "the image upload"."""
-    from .image_io import load_image
+    from ..face.image_io import load_image
     with tempfile.TemporaryDirectory(prefix="facecast-upload-") as d:
         p = Path(d) / ("upload" + _safe_suffix(filename, ""))
         p.write_bytes(data)
@@ -1004,7 +1004,7 @@ class RenderJob:
                                   self.folder: "the upload"})
 
     def audio_duration(self) -> float:
-        from .audio import load_audio_info
+        from ..audio.io import load_audio_info
         try:
             return load_audio_info(self.audio).duration_s
         except FacecastError as e:
@@ -1018,7 +1018,7 @@ class RenderJob:
             raise ApiError(413, f"the audio is longer than allowed ({self.max_frames / self.fps:.0f} s at most)")
 
     def render(self, rig, progress):
-        from .pipeline import Animator
+        from ..pipeline import Animator
         return Animator(str(self.image), rig=rig).render(str(self.audio), self.output, fps=self.fps,
                                                           controls=self.track, progress=progress)
 
@@ -1154,7 +1154,7 @@ class LiveServer:
             name = Path(default_image).name if not isinstance(default_image, np.ndarray) else "portrait"
             p = self.portraits.add(Portrait("default", name, default_image, builtin=True))
             if default_rig is not None:
-                from .pipeline import Animator
+                from ..pipeline import Animator
                 PortraitStore.finish(p, Animator(default_image, rig=default_rig))
             self.portraits._items.move_to_end("default", last=False)
             self.default_id = p.id
@@ -1437,7 +1437,7 @@ def cmd_serve(args) -> int:
     token = args.token or os.environ.get(TOKEN_ENV) or None
     access = Access(bound_host=args.host, token=token, extra_hosts=tuple(args.allow_host))
     if args.image is not None:
-        from .rig import build_rig
+        from ..face.rig import build_rig
         if not Path(args.image).exists():
             raise FacecastError(f"image not found: {args.image}")
         rig = build_rig(args.image, size=args.size)       # fail now, with the usual message

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from .errors import FacecastError
-from .inputs import check_input_file
+from ..errors import FacecastError
+from ..inputs import check_input_file
 
 MAX_PIXELS = 400_000_000  # refuse decompression bombs, allow 8000x8000 and beyond
 MIN_SIDE = 32

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..errors import FacecastError
 from . import headpose
 from . import topology as topo
-from .errors import FacecastError
 from .image_io import load_image
 from .tracking import DetectedFace, FaceTracker
 

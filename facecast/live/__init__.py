@@ -1,0 +1,3 @@
+"""Live mode (`facecast serve`): a local web server where a portrait talks in real time to the
+microphone or an audio file, plus an HTTP render API. See `server` for the protocol.
+"""
