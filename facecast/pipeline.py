@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -92,8 +92,8 @@ class FrameStream:
         t = self.frames_out / self.generator.fps
         track = self.generator.track
         cur = track.at(t)
-        new = replace(controls, seed=track.seed)
-        self.generator.track = ControlTrack(new, [(t, replace(cur, seed=track.seed)), (t + glide_s, new)])
+        new = controls.with_seed(track.seed)
+        self.generator.track = ControlTrack(new, [(t, cur.with_seed(track.seed)), (t + glide_s, new)])
 
 
 class Animator:

@@ -86,7 +86,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,7 @@ FRAME_HEADER = struct.Struct("<4sIddff")
 FRAME_MAGIC = b"FCF1"
 STATIC_DIR = Path(__file__).parent / "static"
 AUDIO_FORMATS = {"f32le": "<f4", "s16le": "<i2"}
-CONTROL_KEYS = {f.name for f in fields(Controls)}
+CONTROL_KEYS = set(Controls.model_fields)
 
 
 def parse_frame(data: bytes) -> tuple[dict, bytes]:
@@ -312,7 +312,7 @@ def parse_controls(d: Any, base: Controls | None = None) -> Controls:
             raise MessageError("emotion is a string like 'happy:0.7' or an object like {\"happy\": 0.5}")
         if isinstance(vals.get("emotion"), dict):
             vals["emotion"] = {str(k): _num(v, "emotion") for k, v in vals["emotion"].items()}
-        return replace(base or Controls(), **vals)
+        return Controls.from_dict(vals, base)
     except FacecastError as e:
         raise MessageError(str(e)) from None
     except (TypeError, ValueError) as e:
@@ -413,7 +413,7 @@ class LiveWorker:
     # -- loop thread -----------------------------------------------------------------------------
     def set_controls(self, c: Controls) -> None:
         with self._lock:
-            self._pending_controls = replace(c, seed=self.seed)
+            self._pending_controls = c.with_seed(self.seed)
         self.controls = c
 
     def put_audio(self, x: np.ndarray, arrived: float) -> None:
@@ -442,7 +442,7 @@ class LiveWorker:
             return
         t = self.gen_frames / self.fps
         cur = self.gen.track.at(t)
-        self.gen.track = ControlTrack(c, [(t, replace(cur, seed=self.seed)), (t + GLIDE_S, c)])
+        self.gen.track = ControlTrack(c, [(t, cur.with_seed(self.seed)), (t + GLIDE_S, c)])
 
     def _run(self) -> None:
         pending: collections.deque[_Ready] = collections.deque()

@@ -12,15 +12,18 @@ Controls file (JSON), e.g. for `facecast render --controls controls.json`:
                    {"t": 5.0, "emotion": "surprised:0.6", "motion_scale": 1.5}]}
 
 Any key of `Controls` may appear in a keyframe; keys a keyframe leaves out keep the clip-wide
-value (given at the top level or on the command line).
+value (given at the top level or on the command line). The same keys and values make the
+`controls` object of the HTTP API and of the live WebSocket messages.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..errors import FacecastError
 from ..inputs import check_input_file
@@ -78,11 +81,16 @@ def parse_emotion(spec: str | dict | None) -> np.ndarray:
     return v
 
 
-@dataclass
-class Controls:
-    """One setting of every control.
+Pair = tuple[float, float]
+EmotionWeights = tuple[float, float, float, float]
 
-    emotion: (4,) weights for happy, sad, angry, surprised (see `parse_emotion`).
+
+class Controls(BaseModel):
+    """One setting of every control: one pydantic model for the command line, the controls file,
+    the HTTP API and the WebSocket messages, with one JSON round trip (`to_dict` / `from_dict`).
+
+    emotion: weights for happy, sad, angry, surprised in [0, 1] (given as 'happy:0.7', a dict, or
+        four numbers; see `parse_emotion`), held as float32 values.
     gaze: (yaw, pitch) degrees the eyes rest on (0, 0 = the camera); small saccades are added.
     head_distance: head size factor (1 = as photographed, > 1 closer).
     head_offset: (x, y) head position offset in crop widths.
@@ -90,49 +98,98 @@ class Controls:
     expression_scale: mouth and expression amount (1 = natural).
     blink_rate: blinks per minute on average.
     seed: random seed of head motion, blinks and saccades (same seed, same motion).
+
+    Every bad value or unknown key raises `FacecastError` with one line naming the control.
     """
 
-    emotion: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
-    gaze: tuple[float, float] = (0.0, 0.0)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    emotion: EmotionWeights = (0.0, 0.0, 0.0, 0.0)
+    gaze: Pair = (0.0, 0.0)
     head_distance: float = 1.0
-    head_offset: tuple[float, float] = (0.0, 0.0)
+    head_offset: Pair = (0.0, 0.0)
     motion_scale: float = 1.0
     expression_scale: float = 1.0
     blink_rate: float = 17.0
     seed: int = 0
 
-    def __post_init__(self):
-        if not isinstance(self.emotion, np.ndarray):
-            self.emotion = parse_emotion(self.emotion)
-        self.emotion = np.asarray(self.emotion, np.float32).reshape(4)
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            raise FacecastError(f"controls must be a JSON object, got {type(values).__name__}")
+        unknown = set(values) - set(cls.model_fields)
+        if unknown:
+            raise FacecastError(f"unknown control(s) {', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(sorted(cls.model_fields))}")
+        out = dict(values)
+        if "emotion" in out:
+            e = out["emotion"]
+            w = parse_emotion(e) if e is None or isinstance(e, (str, dict)) else _emotion_vector(e)
+            out["emotion"] = tuple(float(v) for v in w)
         for name, (lo, hi) in CONTROL_RANGES.items():
-            setattr(self, name, _checked(name, getattr(self, name), lo, hi))
-        self.seed = int(self.seed)
+            if name in out:
+                out[name] = _checked(name, out[name], lo, hi)
+        if "seed" in out:
+            if float(out["seed"]) != int(out["seed"]):
+                raise FacecastError(f"seed must be a whole number, got {format_number(out['seed'])}")
+            out["seed"] = int(out["seed"])
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict | None, base: "Controls | None" = None) -> "Controls":
+        """Controls from a JSON object (any subset of the keys), merged into `base`."""
+        if d is None:
+            return base or cls()
+        if not isinstance(d, dict):
+            raise FacecastError(f"controls must be a JSON object, got {type(d).__name__}")
+        return cls(**{**(base.to_dict() if base is not None else {}), **d})
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict that `from_dict` reads back to equal controls."""
+        return {"emotion": {n: float(w) for n, w in zip(EMOTIONS[1:], self.emotion)},
+                "gaze": list(self.gaze), "head_distance": self.head_distance, "head_offset": list(self.head_offset),
+                "motion_scale": self.motion_scale, "expression_scale": self.expression_scale,
+                "blink_rate": self.blink_rate, "seed": self.seed}
+
+    def with_seed(self, seed: int) -> "Controls":
+        return self.model_copy(update={"seed": int(seed)})
 
     def blend(self, other: "Controls", a: float) -> "Controls":
         """(1 - a) * self + a * other for the continuous controls; seed from self."""
         lerp = lambda x, y: (1 - a) * np.asarray(x, np.float64) + a * np.asarray(y, np.float64)  # noqa: E731
-        return Controls(emotion=lerp(self.emotion, other.emotion).astype(np.float32),
-                        gaze=tuple(lerp(self.gaze, other.gaze)), head_distance=float(lerp(self.head_distance, other.head_distance)),
-                        head_offset=tuple(lerp(self.head_offset, other.head_offset)),
-                        motion_scale=float(lerp(self.motion_scale, other.motion_scale)),
-                        expression_scale=float(lerp(self.expression_scale, other.expression_scale)),
-                        blink_rate=float(lerp(self.blink_rate, other.blink_rate)), seed=self.seed)
+        return Controls.model_construct(
+            emotion=tuple(float(v) for v in lerp(self.emotion, other.emotion).astype(np.float32)),
+            gaze=tuple(float(v) for v in lerp(self.gaze, other.gaze)),
+            head_distance=float(lerp(self.head_distance, other.head_distance)),
+            head_offset=tuple(float(v) for v in lerp(self.head_offset, other.head_offset)),
+            motion_scale=float(lerp(self.motion_scale, other.motion_scale)),
+            expression_scale=float(lerp(self.expression_scale, other.expression_scale)),
+            blink_rate=float(lerp(self.blink_rate, other.blink_rate)), seed=self.seed)
 
 
-_KEYS = {f.name for f in fields(Controls)}
+def _emotion_vector(v) -> np.ndarray:
+    """Four emotion weights (happy, sad, angry, surprised) in [0, 1] -> (4,) float32."""
+    try:
+        w = np.asarray(v, np.float32).reshape(4)
+    except (TypeError, ValueError):
+        raise FacecastError(f"emotion must be like 'happy:0.7', {{\"happy\": 0.5}} or four weights, got {v!r}") from None
+    if not np.all((w >= 0) & (w <= 1)):
+        raise FacecastError(f"emotion weights must be in 0..1, got {[format_number(x) for x in w]}")
+    return w
 
 
 def _checked(name: str, value, lo: float, hi: float):
     """`value` as a float (a pair of floats for gaze and head_offset) within [lo, hi], or
-    FacecastError naming the control."""
+    FacecastError naming the control. Booleans are not numbers here."""
     pair = name in ("gaze", "head_offset")
     label = name.replace("_", "-")
+    items = value if pair and isinstance(value, (list, tuple, np.ndarray)) else (value,)
     try:
-        v = tuple(float(x) for x in value) if pair else (float(value),)
+        v = tuple(float(x) for x in items if not isinstance(x, (bool, np.bool_)))
     except (TypeError, ValueError):
         v = ()
-    if len(v) != (2 if pair else 1):
+    if len(v) != (2 if pair else 1) or len(v) != len(items):
         raise FacecastError(f"{label} must be {'a pair of numbers like (10, -5)' if pair else 'a number'}, "
                             f"got {value!r}")
     if not all(lo <= x <= hi for x in v):
@@ -169,28 +226,30 @@ class ControlTrack:
 
     @classmethod
     def from_dict(cls, d: dict, base: Controls | None = None) -> "ControlTrack":
+        """A controls file's JSON object: clip-wide controls at the top level, `keyframes` a list
+        of objects with a time `t` in seconds and any controls; merged into `base`."""
         if not isinstance(d, dict):
             raise FacecastError("a controls file holds a JSON object")
-        base = base or Controls()
-        top = {k: v for k, v in d.items() if k != "keyframes"}
-        unknown = set(top) - _KEYS
-        if unknown:
-            raise FacecastError(f"unknown control(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
-        base = replace(base, **_convert(top))
+        keyframes = d.get("keyframes", [])
+        if not isinstance(keyframes, list):
+            raise FacecastError("keyframes must be a list of objects with a time \"t\"")
+        base = Controls.from_dict({k: v for k, v in d.items() if k != "keyframes"}, base)
         frames = []
-        for k in d.get("keyframes", []):
+        for k in keyframes:
             if not isinstance(k, dict) or "t" not in k:
                 raise FacecastError("each keyframe needs a time \"t\" in seconds")
-            vals = {kk: vv for kk, vv in k.items() if kk != "t"}
-            unknown = set(vals) - _KEYS
-            if unknown:
-                raise FacecastError(f"unknown control(s) in keyframe: {', '.join(sorted(unknown))}")
-            try:
-                t = float(k["t"])
-            except (TypeError, ValueError):
-                raise FacecastError(f"keyframe time must be a number, got {k['t']!r}") from None
-            frames.append((t, replace(base, **_convert(vals))))
+            t = k["t"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+                raise FacecastError(f"keyframe time must be a number, got {t!r}")
+            frames.append((float(t), Controls.from_dict({kk: vv for kk, vv in k.items() if kk != "t"}, base)))
         return cls(base, frames)
+
+    def to_dict(self) -> dict:
+        """The controls-file JSON object of this track (`from_dict` reads it back)."""
+        d = self.base.to_dict()
+        if self.keyframes:
+            d["keyframes"] = [{"t": t, **c.to_dict()} for t, c in self.keyframes]
+        return d
 
     @classmethod
     def load(cls, path: str | os.PathLike, base: Controls | None = None) -> "ControlTrack":
@@ -200,13 +259,3 @@ class ControlTrack:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise FacecastError(f"cannot read controls file {p}: {e}") from None
         return cls.from_dict(d, base)
-
-
-def _convert(vals: dict) -> dict:
-    out = dict(vals)
-    if "emotion" in out:
-        out["emotion"] = parse_emotion(out["emotion"])
-    try:
-        return {k: (tuple(v) if isinstance(v, list) else v) for k, v in out.items()}
-    except TypeError as e:
-        raise FacecastError(f"bad control value: {e}") from None
