@@ -8,15 +8,11 @@ import time
 
 import matplotlib.cbook
 
-from facecast.evaluation.lipsync import (
-    TEST_SENTENCES,
-    combine_reports,
-    evaluate_lipsync,
-    tts_clip,
-)
+from facecast.evaluation.lipsync import TEST_SENTENCES, evaluate_lipsync, tts_clip
+from facecast.evaluation.metrics import combine_reports
 from facecast.face.rig import build_rig
 from facecast.face.tracking import FaceTracker
-from facecast.rendering.renderer import Renderer
+from facecast.pipeline import Animator
 
 
 def main():
@@ -29,10 +25,9 @@ def main():
     print(f"{'size':>5} {'audio s':>8} {'wall s':>7} {'s per s':>8} {'generate':>9} {'render':>7} {'track':>7}")
     with FaceTracker(max_faces=1) as tracker:
         for size in (int(s) for s in args.sizes.split(",")):
-            rig = build_rig(photo, size, tracker=tracker)
-            renderer = Renderer(rig)
+            animator = Animator(photo, rig=build_rig(photo, size, tracker=tracker))
             t0 = time.perf_counter()
-            reps = [evaluate_lipsync(a, sr, ph, rig, 25.0, tracker=tracker, renderer=renderer) for a, sr, ph in clips]
+            reps = [evaluate_lipsync(a, sr, ph, animator, 25.0, tracker=tracker) for a, sr, ph in clips]
             wall = time.perf_counter() - t0
             o = combine_reports(reps)
             s, d = o.seconds, o.duration_s

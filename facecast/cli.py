@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_control_args(mo)
     _add_verbosity(mo)
 
-    from .evaluation.lipsync import add_eval_parser
+    from .evaluation.cli import add_eval_parser
     from .live.server import add_serve_parser
     add_eval_parser(sub)
     add_serve_parser(sub)
@@ -382,7 +382,7 @@ def cmd_motion(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation.lipsync import cmd_eval as run
+    from .evaluation.cli import cmd_eval as run
     return run(args)
 
 

@@ -12,24 +12,21 @@ import pytest
 
 from facecast.audio.speech import Phoneme
 from facecast.errors import FacecastError
-from facecast.evaluation.lipsync import (
-    TEST_SENTENCES,
+from facecast.evaluation.cli import add_eval_parser, cmd_eval
+from facecast.evaluation.lipsync import TEST_SENTENCES, evaluate_lipsync, measure_motion, tts_clip
+from facecast.evaluation.metrics import (
     LipSyncReport,
-    add_eval_parser,
-    cmd_eval,
     combine_reports,
     count_blinks,
     estimate_lag,
-    evaluate_lipsync,
     expected_openness,
     head_delta,
     score_tracks,
     silence_intervals,
-    tts_clip,
 )
 from facecast.face.rig import build_rig
 from facecast.motion.types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES, MotionSequence
-from facecast.rendering.renderer import Renderer
+from facecast.pipeline import Animator
 
 FPS = 25.0
 JAW = {"open_vowel": 0.7, "vowel": 0.45, "consonant": 0.25, "labiodental": 0.12, "bilabial": 0.0, "pause": 0.0}
@@ -59,9 +56,8 @@ def standin(phonemes, delay_s=0.0, jaw_floor=0.0, extra_frames=0, head=True):
 
 
 @pytest.fixture(scope="module")
-def rig256(hopper_path, tracker):
-    rig = build_rig(hopper_path, 256, tracker=tracker)
-    return rig, Renderer(rig)
+def animator256(hopper_path, tracker):
+    return Animator(hopper_path, rig=build_rig(hopper_path, 256, tracker=tracker))
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +65,14 @@ def clip():
     return tts_clip(TEST_SENTENCES["en"][0], "en")
 
 
-def _evaluate(clip, rig256, tracker, gen):
+def _evaluate(clip, animator256, tracker, gen):
     audio, sr, ph = clip
-    rig, renderer = rig256
-    return evaluate_lipsync(audio, sr, ph, rig, FPS, tracker=tracker, renderer=renderer, generator=gen)
+    return evaluate_lipsync(audio, sr, ph, animator256, FPS, tracker=tracker, generator=gen)
 
 
 @pytest.fixture(scope="module")
-def good_report(clip, rig256, tracker):
-    return _evaluate(clip, rig256, tracker, standin(clip[2]))
+def good_report(clip, animator256, tracker):
+    return _evaluate(clip, animator256, tracker, standin(clip[2]))
 
 
 # ---- metric pieces on synthetic tracks (no rendering) ---------------------------------------------
@@ -137,8 +132,8 @@ def test_correct_standin_scores_high(good_report):
     assert all(np.isfinite(v) for v in r.tracks["gap_norm"])
 
 
-def test_delayed_standin_shows_lag_and_lower_rates(clip, rig256, tracker, good_report):
-    r = _evaluate(clip, rig256, tracker, standin(clip[2], delay_s=0.2))
+def test_delayed_standin_shows_lag_and_lower_rates(clip, animator256, tracker, good_report):
+    r = _evaluate(clip, animator256, tracker, standin(clip[2], delay_s=0.2))
     assert r.lag_ms == pytest.approx(200, abs=25)
     assert r.bilabial_closure_rate <= good_report.bilabial_closure_rate - 0.2
     assert r.open_vowel_rate < good_report.open_vowel_rate
@@ -146,8 +141,8 @@ def test_delayed_standin_shows_lag_and_lower_rates(clip, rig256, tracker, good_r
     assert not r.passed
 
 
-def test_mouth_that_never_closes_fails_closure(clip, rig256, tracker):
-    r = _evaluate(clip, rig256, tracker, standin(clip[2], jaw_floor=0.35, head=False))
+def test_mouth_that_never_closes_fails_closure(clip, animator256, tracker):
+    r = _evaluate(clip, animator256, tracker, standin(clip[2], jaw_floor=0.35, head=False))
     assert r.bilabial_closure_rate <= 0.2
     assert r.silence_closed_rate <= 0.2
     assert r.open_vowel_rate >= 0.9        # it is open, just never closed
@@ -155,8 +150,8 @@ def test_mouth_that_never_closes_fails_closure(clip, rig256, tracker):
 
 
 @pytest.mark.parametrize("extra", [-1, 1])
-def test_frame_count_off_by_one_is_aligned_by_time(clip, rig256, tracker, good_report, extra):
-    r = _evaluate(clip, rig256, tracker, standin(clip[2], extra_frames=extra))
+def test_frame_count_off_by_one_is_aligned_by_time(clip, animator256, tracker, good_report, extra):
+    r = _evaluate(clip, animator256, tracker, standin(clip[2], extra_frames=extra))
     assert abs(r.frames - good_report.frames) <= 1
     assert r.bilabial_closure_rate == good_report.bilabial_closure_rate
     assert r.open_vowel_rate == good_report.open_vowel_rate
@@ -176,9 +171,43 @@ def test_report_json_and_pooling(good_report):
     assert "tracks" in good_report.to_dict(tracks=True)
 
 
+def test_driver_renders_through_the_animator(clip, animator256, tracker, monkeypatch):
+    audio, sr, ph = clip
+    motion = standin(ph)(audio, sr, FPS)
+    calls = []
+    frame = animator256.frame
+    monkeypatch.setattr(animator256, "frame", lambda m: calls.append(m) or frame(m))
+    seen = []
+    tr = measure_motion(motion, animator256, tracker, n_frames=3, on_frame=seen.append)
+    assert len(calls) == len(seen) == 3 and tr["gap"].shape == (3,) and np.isfinite(tr["gap"]).all()
+    assert seen[0].shape == (256, 256, 3)
+    with pytest.raises(TypeError, match="Animator"):            # a bare rig is no longer accepted
+        evaluate_lipsync(audio, sr, ph, animator256.rig, FPS, tracker=tracker)
+    with pytest.raises(FacecastError, match="fps must be between 1 and 120"):
+        evaluate_lipsync(audio, sr, ph, animator256, 0.0, tracker=tracker)
+
+
+def test_evaluation_modules_depend_one_way():
+    """metrics: pure scoring; lipsync: the driver (never the command line); cli on top."""
+    import ast
+    import pathlib
+
+    import facecast.evaluation as ev
+    root = pathlib.Path(ev.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        return {("." * n.level) + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert not {m for m in imports("metrics") if m.startswith((".lipsync", ".cli", ".retrack", "..rendering",
+                                                                "..pipeline", "..face"))}
+    assert ".cli" not in imports("lipsync") and ".metrics" in imports("lipsync")
+    assert {".lipsync", ".metrics"} <= imports("cli")
+
+
 # ---- the real generator and the command line -------------------------------------------------------
-def test_real_generator_report_is_complete(clip, rig256, tracker):
-    r = _evaluate(clip, rig256, tracker, None)            # facecast.generator.generate_motion
+def test_real_generator_report_is_complete(clip, animator256, tracker):
+    r = _evaluate(clip, animator256, tracker, None)            # facecast.generate_motion
     d = r.to_dict()
     for k in ("bilabial_closure_rate", "open_vowel_rate", "silence_closed_rate", "lag_ms", "lag_corr",
               "head_dp", "blink_rate_per_min", "head_dp_commanded", "lag_ms_commanded"):
@@ -218,13 +247,12 @@ def test_cli_own_audio_and_labels_json(tmp_path, capsys):
 def test_readme_lipsync_figures_meet_their_targets(hopper_path, tracker):
     """The README's evaluation table (9 eSpeak clips in English, Spanish and German, Grace Hopper
     at 256 px): every pooled figure must meet its target, and none may be unmeasured."""
-    rig = build_rig(hopper_path, 256, tracker=tracker)
-    renderer = Renderer(rig)
+    animator = Animator(hopper_path, rig=build_rig(hopper_path, 256, tracker=tracker))
     reports = []
     for lang, sentences in TEST_SENTENCES.items():
         for text in sentences:
             audio, sr, ph = tts_clip(text, lang)
-            reports.append(evaluate_lipsync(audio, sr, ph, rig, FPS, tracker=tracker, renderer=renderer))
+            reports.append(evaluate_lipsync(audio, sr, ph, animator, FPS, tracker=tracker))
     overall = combine_reports(reports)
     assert len(reports) == 9 and overall.bilabials >= 60 and overall.open_vowels >= 60
     failed = {k: c for k, c in overall.checks().items() if c["ok"] is not True}

@@ -1,72 +1,22 @@
-"""Lip-sync evaluation: speech with known phoneme timing -> generated motion -> rendered frames ->
-re-tracked face -> how well the mouth, head and eyes follow the speech.
+"""Lip-sync evaluation driver: speech with known phoneme timing -> generated motion -> frames
+rendered by an `Animator` -> re-tracked face -> scores (`metrics`); and the test material.
 
-`evaluate_lipsync` runs the motion generator on one clip, renders every frame with the
-`Renderer`, re-tracks each frame with the face mesh (`retrack.measure`) and scores the measured
-tracks against the phoneme labels (`score_tracks`). The test material is eSpeak NG speech
-(`TEST_SENTENCES`, English, Spanish and German, rich in p/b/m, open vowels and pauses), or the
-user's own audio with a phoneme label file. `facecast eval lipsync` is the command line.
+`evaluate_lipsync` runs the motion generator on one clip, renders every frame through a
+`facecast.pipeline.Animator` (the one place a pipeline is assembled), re-tracks each frame with
+the face mesh (`retrack.measure`) and scores the measured tracks against the phoneme labels
+(`metrics.score_tracks`, where the metrics are defined). The test material is eSpeak NG speech
+(`TEST_SENTENCES`, English, Spanish and German, rich in p/b/m, open vowels and pauses; `tts_clip`),
+or the user's own audio with a phoneme label file. `facecast eval lipsync` (`evaluation.cli`) is
+the command line.
 
 Everything is measured on the rendered pixels, not read from the motion, so the renderer and the
 photo are part of what is judged; the commanded values (from the motion itself) are reported
 beside the measured ones as diagnostics.
-
-Metric definitions (frame i shows the face at time t_i = i / fps; a frame "lies in" an interval
-[a, b] when a <= t_i <= b; only frames with t_i < audio duration + 0.5 / fps are used, so a
-generator that returns one frame more or less than the audio length is aligned by time):
-
-- Lip gap g_i: `topology.lip_gap` of the re-tracked frame (inner-lip gap in eye-corner
-  distances). Frames where no face is found are filled by linear interpolation (`frames_lost`).
-- References, per clip: photo_gap = g of the photo itself (the zero-motion frame);
-  closed_ref = min(photo_gap, 5th percentile of g over the clip); open_ref = 90th percentile
-  of g over the frames lying in open-vowel intervals (all frames when there are none);
-  range = max(open_ref - closed_ref, `MIN_GAP_RANGE`). Normalised gap
-  n_i = (g_i - closed_ref) / range. Closed: n_i <= `CLOSED_LEVEL` (0.25); open: n_i >=
-  `OPEN_LEVEL` (0.5). In gap units: closed_threshold = closed_ref + 0.25 * range,
-  open_threshold = closed_ref + 0.5 * range.
-- Bilabial closure rate: over the phonemes of kind 'bilabial' (p, b, m) lasting >= 1 frame
-  (1 / fps), the share whose minimum n over the frames lying in [start - 20 ms, end] is closed.
-- Open-vowel opening rate: over the phonemes of kind 'open_vowel' lasting >= 1 frame, the share
-  whose maximum n over the frames lying in [start, end] is open.
-- Silence-closed rate: silences are maximal runs of 'pause' phonemes and unlabelled time
-  (including the time before the first and after the last label). Over silences longer than
-  200 ms, the frames lying in [start + 100 ms if speech precedes, end - 40 ms if speech follows]
-  (the mouth may still be closing after speech and may open one frame before it), the share
-  that are closed.
-- Audio-to-mouth lag (ms, > 0: the mouth lags the audio): expected openness e_i = mean over
-  [t_i - 0.5 / fps, t_i + 0.5 / fps] of 1 (open vowel), 0.6 (other vowel), 0.3 (other
-  consonants, labiodentals included), 0 (bilabial, pause, unlabelled). For integer shifts s the
-  Pearson correlation r(s) of n_{i+s} with e_i over the frames where both exist; the peak over
-  |s| <= 200 ms is refined by a parabola through r(s-1), r(s), r(s+1) (r is also computed one
-  frame beyond the search range so a peak at its edge can be refined). lag = s* / fps.
-- Head delta-P (degrees per frame): the measured head angles (pitch, yaw, roll; `retrack`) are
-  low-passed with a Gaussian of sigma `HEAD_SMOOTH_S` (120 ms, 3 frames at 25 fps) and the mean
-  over frames of the norm of the frame-to-frame change is taken. The smoothing is needed: the
-  face mesh's pose reads jitter by 0.4-0.8 degrees RMS from frame to frame (0.65-0.85 deg/frame
-  of delta-P on a still head while the mouth moves), more than the target. With it, a still
-  head reads 0.05-0.10 and the generator's commanded 0.09 / 0.18 / 0.38 deg/frame read
-  0.11-0.13 / 0.16-0.19 / 0.33-0.40 (Grace Hopper and the astronaut, 256 px). The commanded
-  value (`head_dp_commanded`, unsmoothed, from the motion) is reported beside it.
-- Blink rate per minute: eye opening o_i = mean of both eyes' `retrack` openness; a blink is a
-  run of frames with o_i < `BLINK_LEVEL` (0.85) x median(o); runs less than 100 ms apart are one
-  blink; rate = blinks / (frames / fps) * 60. The level is 0.85, not 0.7: the face mesh
-  under-reads closed lids (a full blink lowers the reading by only ~20% on Grace Hopper, behind
-  glasses), while a half blink or the jaw moves it by < 12%.
-
-Targets (`TARGETS`): bilabial closure >= 90%, open-vowel opening >= 90%, silence closed >= 95%,
-|lag| <= 40 ms, blinks 10-25 / min, head delta-P 0.1-0.6 deg / frame. Several clips combine by
-pooling (`combine_reports`): counts add up, lag is the duration-weighted mean, head delta-P the
-frame-weighted mean, blinks per minute over the total duration.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -74,35 +24,15 @@ import numpy as np
 from ..audio.io import SAMPLE_RATE
 from ..audio.speech import Phoneme
 from ..errors import FacecastError
-from ..motion.types import BLENDSHAPE_INDEX, MotionSequence
-
-# ---- metric constants (see the module docstring) ------------------------------------------------
-CLOSED_LEVEL = 0.25          # normalised gap at or below which the lips count as closed
-OPEN_LEVEL = 0.5             # normalised gap at or above which the mouth counts as open
-CLOSED_PERCENTILE = 5.0      # closed_ref: this percentile of the clip's gap (or the photo's gap)
-OPEN_PERCENTILE = 90.0       # open_ref: this percentile of the gap during open vowels
-MIN_GAP_RANGE = 0.05         # eye-corner distances: floor of open_ref - closed_ref
-BILABIAL_PRE_S = 0.02        # a bilabial's window starts this much before its label
-SILENCE_MIN_S = 0.2          # silences at least this long are scored
-SILENCE_AFTER_SPEECH_S = 0.1  # skipped at the start of a silence that follows speech
-SILENCE_BEFORE_SPEECH_S = 0.04  # skipped at the end of a silence that precedes speech
-LAG_SEARCH_S = 0.2           # lag search range +-
-EXPECTED_OPENNESS = {"open_vowel": 1.0, "vowel": 0.6, "consonant": 0.3, "labiodental": 0.3,
-                     "bilabial": 0.0, "pause": 0.0}
-HEAD_SMOOTH_S = 0.12         # Gaussian sigma of the head-angle low-pass before differencing
-BLINK_LEVEL = 0.85           # blink: eye opening below this x the clip's median
-BLINK_MERGE_S = 0.1          # blink runs closer than this are one blink
-COMMANDED_BLINK = 0.5        # commanded blink: mean eyeBlink weight above this
-
-#: Targets from the issue: name -> (low, high); None = unbounded. lag is checked as |lag|.
-TARGETS: dict[str, tuple[float | None, float | None]] = {
-    "bilabial_closure_rate": (0.90, None),
-    "open_vowel_rate": (0.90, None),
-    "silence_closed_rate": (0.95, None),
-    "lag_ms": (-40.0, 40.0),
-    "blink_rate_per_min": (10.0, 25.0),
-    "head_dp": (0.1, 0.6),
-}
+from ..face.rig import FaceRig
+from ..face.tracking import FaceTracker
+from ..motion.controls import format_number, range_message
+from ..motion.generator import generate_motion
+from ..motion.presets import FPS_RANGE
+from ..motion.types import MotionSequence
+from ..pipeline import Animator
+from .metrics import LipSyncReport, score_tracks
+from .retrack import measure
 
 #: Test sentences per eSpeak voice: short (3.2-4.5 s), rich in p/b/m and open vowels, with pauses.
 TEST_SENTENCES: dict[str, list[str]] = {
@@ -118,356 +48,30 @@ TEST_SENTENCES: dict[str, list[str]] = {
 }
 #: Silence added before and after each synthesized sentence (scored as silence).
 TTS_PAD_S = 0.5
-#: Sample rate the evaluation works at (the generator's and `load_audio`'s rate).
-
-
-# ---- the report -----------------------------------------------------------------------------------
-@dataclass
-class LipSyncReport:
-    """Scores of one clip (or of several pooled, `combine_reports`). Rates are in [0, 1], NaN when
-    there was nothing to score (no bilabials, ...). See the module docstring for definitions.
-
-    The `*_commanded` fields are read from the motion itself (not the pixels): diagnostics.
-    `tracks` (not serialised unless asked) holds per-frame arrays: t, gap, gap_norm, expected,
-    eye, pose (T, 3), closed, and the commanded jaw.
-    """
-
-    name: str = ""
-    language: str = ""
-    text: str = ""
-    duration_s: float = 0.0
-    fps: float = 25.0
-    frames: int = 0
-    frames_lost: int = 0
-    bilabials: int = 0
-    bilabials_closed: int = 0
-    bilabial_closure_rate: float = math.nan
-    open_vowels: int = 0
-    open_vowels_opened: int = 0
-    open_vowel_rate: float = math.nan
-    silence_frames: int = 0
-    silence_frames_closed: int = 0
-    silence_closed_rate: float = math.nan
-    lag_ms: float = math.nan
-    lag_corr: float = math.nan
-    head_dp: float = math.nan
-    blinks: int = 0
-    blink_rate_per_min: float = math.nan
-    photo_gap: float = math.nan
-    closed_ref: float = math.nan
-    open_ref: float = math.nan
-    closed_threshold: float = math.nan
-    open_threshold: float = math.nan
-    lag_ms_commanded: float = math.nan
-    head_dp_commanded: float = math.nan
-    blinks_commanded: int = 0
-    seconds: dict = field(default_factory=dict)
-    tracks: dict = field(default_factory=dict, repr=False)
-
-    def checks(self) -> dict[str, dict]:
-        """name -> {'value', 'target' (text), 'ok' (True/False; None when not measured)}."""
-        out = {}
-        for name, (lo, hi) in TARGETS.items():
-            v = getattr(self, name)
-            if v is None or not math.isfinite(v):
-                ok = None
-            else:
-                ok = (lo is None or v >= lo) and (hi is None or v <= hi)
-            out[name] = {"value": v, "target": _target_text(name), "ok": ok}
-        return out
-
-    @property
-    def passed(self) -> bool:
-        """Every measured target met (unmeasured ones, e.g. no bilabials, do not fail)."""
-        return all(c["ok"] is not False for c in self.checks().values())
-
-    def to_dict(self, tracks: bool = False) -> dict:
-        """JSON-ready dict (NaN -> None); per-frame tracks only when asked."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tracks"}
-        d["checks"] = self.checks()
-        d["passed"] = self.passed
-        if tracks:
-            d["tracks"] = {k: np.asarray(v).tolist() for k, v in self.tracks.items()}
-        return _json_clean(d)
-
-
-def _target_text(name: str) -> str:
-    lo, hi = TARGETS[name]
-    pct = name.endswith("rate") and name != "blink_rate_per_min"
-    f = (lambda v: f"{v * 100:g}%") if pct else (lambda v: f"{v:g}")
-    if name == "lag_ms":
-        return f"|lag| <= {hi:g}"
-    if hi is None:
-        return f">= {f(lo)}"
-    return f"{f(lo)}-{f(hi)}"
-
-
-def _json_clean(v):
-    if isinstance(v, dict):
-        return {k: _json_clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_clean(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
-def _rate(k: int, n: int) -> float:
-    return k / n if n else math.nan
-
-
-# ---- metric pieces ------------------------------------------------------------------------------
-def frame_times(n: int, fps: float) -> np.ndarray:
-    return np.arange(n, dtype=np.float64) / fps
-
-
-def _in(t: np.ndarray, a: float, b: float) -> np.ndarray:
-    eps = 1e-9
-    return (t >= a - eps) & (t <= b + eps)
-
-
-def expected_openness(phonemes: list[Phoneme], t: np.ndarray, fps: float) -> np.ndarray:
-    """Expected mouth openness per frame from the labels (box-averaged over each frame's period)."""
-    h = 0.5 / fps
-    out = np.zeros(len(t))
-    for p in phonemes:
-        w = EXPECTED_OPENNESS.get(p.kind, 0.0)
-        if w == 0.0 or p.end_s <= p.start_s:
-            continue
-        overlap = np.clip(np.minimum(t + h, p.end_s) - np.maximum(t - h, p.start_s), 0.0, None)
-        out += w * overlap / (2 * h)
-    return np.clip(out, 0.0, 1.0)
-
-
-def silence_intervals(phonemes: list[Phoneme], duration_s: float) -> list[tuple[float, float, bool, bool]]:
-    """Silences: maximal runs of 'pause' labels and unlabelled time within [0, duration_s], as
-    (start, end, speech_before, speech_after)."""
-    speech = sorted((p.start_s, p.end_s) for p in phonemes if p.kind != "pause" and p.end_s > p.start_s)
-    out = []
-    cursor = 0.0
-    for s, e in speech + [(duration_s, duration_s)]:
-        s = min(s, duration_s)
-        if s > cursor + 1e-9:
-            before = any(pe <= cursor + 1e-9 for _, pe in speech)
-            after = any(ps >= s - 1e-9 for ps, _ in speech)
-            out.append((cursor, s, before, after))
-        cursor = max(cursor, min(e, duration_s))
-    return out
-
-
-def estimate_lag(signal: np.ndarray, reference: np.ndarray, fps: float,
-                 max_lag_s: float = LAG_SEARCH_S) -> tuple[float, float]:
-    """(lag_ms, peak correlation): the shift of `signal` behind `reference` maximising their
-    Pearson correlation, searched over +-max_lag_s in whole frames, refined by a parabola."""
-    x = np.asarray(signal, np.float64)
-    y = np.asarray(reference, np.float64)
-    n = min(len(x), len(y))
-    x, y = x[:n], y[:n]
-    K = int(round(max_lag_s * fps))
-    shifts = np.arange(-K - 1, K + 2)
-    r = np.full(len(shifts), np.nan)
-    for j, s in enumerate(shifts):
-        if s >= 0:
-            a, b = x[s:], y[:n - s]
-        else:
-            a, b = x[:n + s], y[-s:]
-        if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
-            continue
-        r[j] = np.corrcoef(a, b)[0, 1]
-    inner = r[1:-1]
-    if not np.any(np.isfinite(inner)):
-        return math.nan, math.nan
-    k = int(np.nanargmax(inner)) + 1
-    peak = float(r[k])
-    delta = 0.0
-    r0, r1, r2 = r[k - 1], r[k], r[k + 1]
-    if np.isfinite(r0) and np.isfinite(r2):
-        den = r0 - 2 * r1 + r2
-        if den < 0:
-            delta = float(np.clip(0.5 * (r0 - r2) / den, -0.5, 0.5))
-    return float((shifts[k] + delta) / fps * 1000.0), peak
-
-
-def head_delta(pose: np.ndarray, fps: float, smooth_s: float = HEAD_SMOOTH_S) -> float:
-    """Mean norm of the frame-to-frame change of (T, 3) head angles after a Gaussian low-pass."""
-    p = np.asarray(pose, np.float64).reshape(-1, 3)
-    if len(p) < 2:
-        return math.nan
-    if smooth_s > 0:
-        from scipy.ndimage import gaussian_filter1d
-        p = gaussian_filter1d(p, smooth_s * fps, axis=0, mode="nearest")
-    return float(np.mean(np.linalg.norm(np.diff(p, axis=0), axis=1)))
-
-
-def count_blinks(eye_open: np.ndarray, fps: float, level: float = BLINK_LEVEL) -> int:
-    """Blinks in an eye-opening track: runs below level x median, runs < 100 ms apart merged."""
-    e = np.asarray(eye_open, np.float64)
-    if len(e) == 0:
-        return 0
-    below = e < level * np.median(e)
-    return _count_runs(below, max(1, int(round(BLINK_MERGE_S * fps))))
-
-
-def _count_runs(mask: np.ndarray, merge_gap: int) -> int:
-    idx = np.flatnonzero(mask)
-    if len(idx) == 0:
-        return 0
-    return int(1 + np.sum(np.diff(idx) > merge_gap))
-
-
-def _fill_nan(v: np.ndarray) -> np.ndarray:
-    v = np.array(v, np.float64)
-    flat = v.reshape(len(v), -1)
-    ok = np.all(np.isfinite(flat), axis=1)
-    if ok.all() or not ok.any():
-        return v
-    i = np.arange(len(v))
-    for c in range(flat.shape[1]):
-        flat[~ok, c] = np.interp(i[~ok], i[ok], flat[ok, c])
-    return flat.reshape(v.shape)
-
-
-# ---- scoring -------------------------------------------------------------------------------------
-def score_tracks(gap: np.ndarray, eye_open: np.ndarray, pose: np.ndarray, phonemes: list[Phoneme],
-                 fps: float, photo_gap: float, duration_s: float | None = None,
-                 motion: MotionSequence | None = None) -> LipSyncReport:
-    """Score measured per-frame tracks (frame i at t = i / fps) against phoneme labels.
-
-    gap: (T,) lip gap; eye_open: (T,) or (T, 2) eye opening; pose: (T, 3) pitch, yaw, roll
-    degrees; NaN marks frames where tracking failed (filled by interpolation). photo_gap: the
-    photo's own lip gap. motion: the commanded motion, for the diagnostic `*_commanded` fields.
-    """
-    gap = np.asarray(gap, np.float64).reshape(-1)
-    T = len(gap)
-    if T == 0:
-        raise FacecastError("the motion has no frames to evaluate")
-    eye = np.asarray(eye_open, np.float64).reshape(T, -1).mean(axis=1)
-    pose = np.asarray(pose, np.float64).reshape(T, 3)
-    lost = ~(np.isfinite(gap) & np.isfinite(eye) & np.all(np.isfinite(pose), axis=1))
-    if lost.all():
-        raise FacecastError("no face was found in any rendered frame; the evaluation needs a trackable face")
-    gap, eye, pose = _fill_nan(np.where(lost, np.nan, gap)), _fill_nan(np.where(lost, np.nan, eye)), \
-        _fill_nan(np.where(lost[:, None], np.nan, pose))
-    fps = float(fps)
-    t = frame_times(T, fps)
-    duration_s = float(duration_s) if duration_s is not None else T / fps
-    rep = LipSyncReport(duration_s=duration_s, fps=fps, frames=T, frames_lost=int(lost.sum()),
-                        photo_gap=float(photo_gap))
-    frame_s = 1.0 / fps - 1e-9
-
-    # references and normalisation
-    open_frames = np.zeros(T, bool)
-    for p in phonemes:
-        if p.kind == "open_vowel":
-            open_frames |= _in(t, p.start_s, p.end_s)
-    rep.closed_ref = float(min(photo_gap, np.percentile(gap, CLOSED_PERCENTILE)))
-    rep.open_ref = float(np.percentile(gap[open_frames] if open_frames.any() else gap, OPEN_PERCENTILE))
-    rng = max(rep.open_ref - rep.closed_ref, MIN_GAP_RANGE)
-    rep.closed_threshold = rep.closed_ref + CLOSED_LEVEL * rng
-    rep.open_threshold = rep.closed_ref + OPEN_LEVEL * rng
-    norm = (gap - rep.closed_ref) / rng
-    closed = norm <= CLOSED_LEVEL + 1e-12
-
-    # bilabial closure and open-vowel opening
-    for p in phonemes:
-        if p.duration_s < frame_s:
-            continue
-        if p.kind == "bilabial":
-            sel = _in(t, p.start_s - BILABIAL_PRE_S, p.end_s)
-            if sel.any():
-                rep.bilabials += 1
-                rep.bilabials_closed += int(norm[sel].min() <= CLOSED_LEVEL + 1e-12)
-        elif p.kind == "open_vowel":
-            sel = _in(t, p.start_s, p.end_s)
-            if sel.any():
-                rep.open_vowels += 1
-                rep.open_vowels_opened += int(norm[sel].max() >= OPEN_LEVEL - 1e-12)
-    rep.bilabial_closure_rate = _rate(rep.bilabials_closed, rep.bilabials)
-    rep.open_vowel_rate = _rate(rep.open_vowels_opened, rep.open_vowels)
-
-    # silences
-    sil = np.zeros(T, bool)
-    for s, e, before, after in silence_intervals(phonemes, duration_s):
-        if e - s <= SILENCE_MIN_S:
-            continue
-        sil |= _in(t, s + (SILENCE_AFTER_SPEECH_S if before else 0.0),
-                   e - (SILENCE_BEFORE_SPEECH_S if after else 0.0))
-    rep.silence_frames = int(sil.sum())
-    rep.silence_frames_closed = int((sil & closed).sum())
-    rep.silence_closed_rate = _rate(rep.silence_frames_closed, rep.silence_frames)
-
-    # lag, head, blinks
-    expected = expected_openness(phonemes, t, fps)
-    rep.lag_ms, rep.lag_corr = estimate_lag(norm, expected, fps)
-    rep.head_dp = head_delta(pose, fps)
-    rep.blinks = count_blinks(eye, fps)
-    rep.blink_rate_per_min = rep.blinks / (T / fps) * 60.0
-
-    tracks = dict(t=t, gap=gap, gap_norm=norm, expected=expected, eye=eye, pose=pose, closed=closed)
-    if motion is not None and len(motion):
-        m = min(T, len(motion))
-        jaw = motion.blendshapes[:m, BLENDSHAPE_INDEX["jawOpen"]].astype(np.float64)
-        tracks["jaw_commanded"] = jaw
-        rep.lag_ms_commanded = estimate_lag(jaw, expected[:m], fps)[0]
-        rep.head_dp_commanded = head_delta(motion.rotation[:m], fps, smooth_s=0.0)
-        bl = motion.blendshapes[:m, [BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]].mean(1)
-        rep.blinks_commanded = _count_runs(bl > COMMANDED_BLINK, max(1, int(round(BLINK_MERGE_S * fps))))
-    rep.tracks = tracks
-    return rep
-
-
-def combine_reports(reports: list[LipSyncReport], name: str = "overall") -> LipSyncReport:
-    """Pool several clips' reports: counts add up, lag is duration-weighted, head delta-P
-    frame-weighted, blinks per minute over the total length."""
-    if not reports:
-        raise ValueError("no reports to combine")
-    out = LipSyncReport(name=name, fps=reports[0].fps)
-    for k in ("duration_s", "frames", "frames_lost", "bilabials", "bilabials_closed", "open_vowels",
-              "open_vowels_opened", "silence_frames", "silence_frames_closed", "blinks", "blinks_commanded"):
-        setattr(out, k, sum(getattr(r, k) for r in reports))
-    out.bilabial_closure_rate = _rate(out.bilabials_closed, out.bilabials)
-    out.open_vowel_rate = _rate(out.open_vowels_opened, out.open_vowels)
-    out.silence_closed_rate = _rate(out.silence_frames_closed, out.silence_frames)
-    out.blink_rate_per_min = out.blinks / (out.frames / out.fps) * 60.0 if out.frames else math.nan
-
-    def wmean(attr, weight):
-        pairs = [(getattr(r, attr), weight(r)) for r in reports if math.isfinite(getattr(r, attr))]
-        tot = sum(w for _, w in pairs)
-        return sum(v * w for v, w in pairs) / tot if tot > 0 else math.nan
-
-    out.lag_ms = wmean("lag_ms", lambda r: r.duration_s)
-    out.lag_corr = wmean("lag_corr", lambda r: r.duration_s)
-    out.lag_ms_commanded = wmean("lag_ms_commanded", lambda r: r.duration_s)
-    out.head_dp = wmean("head_dp", lambda r: max(r.frames - 1, 0))
-    out.head_dp_commanded = wmean("head_dp_commanded", lambda r: max(r.frames - 1, 0))
-    for k in ("photo_gap", "closed_ref", "open_ref", "closed_threshold", "open_threshold"):
-        setattr(out, k, wmean(k, lambda r: r.frames))
-    secs: dict[str, float] = {}
-    for r in reports:
-        for k, v in r.seconds.items():
-            secs[k] = secs.get(k, 0.0) + v
-    out.seconds = secs
-    return out
 
 
 # ---- rendering + re-tracking ------------------------------------------------------------------------
-def measure_motion(motion: MotionSequence, rig, renderer=None, tracker=None, n_frames: int | None = None,
-                   on_frame: Callable[[np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
-    """Render and re-track the first `n_frames` frames of `motion`.
+def _check_animator(animator) -> None:
+    """Fail early, with the fix, when given something that cannot render (e.g. a bare FaceRig)."""
+    if not (callable(getattr(animator, "frame", None)) and isinstance(getattr(animator, "rig", None), FaceRig)):
+        raise TypeError(f"the evaluation renders through a facecast.Animator, got {type(animator).__name__}; "
+                        "wrap a rig with Animator(rig.image, rig=rig)")
+
+
+def measure_motion(motion: MotionSequence, animator: Animator, tracker: FaceTracker | None = None,
+                   n_frames: int | None = None, on_frame: Callable[[np.ndarray], None] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Render the first `n_frames` frames of `motion` with `animator.frame` and re-track them
+    against `animator.rig`.
 
     Returns {'gap' (T,), 'eye' (T, 2), 'pose' (T, 3), 'render_s', 'track_s'}; NaN rows where
     no face was found. `on_frame(frame)` sees every rendered frame (e.g. to write a video).
+    tracker: reused when given (one face is enough), else built and closed here.
     """
-    from ..rendering.renderer import Renderer
-    from .retrack import measure
-    renderer = renderer or Renderer(rig)
+    _check_animator(animator)
+    rig = animator.rig
     own = tracker is None
     if own:
-        from ..face.tracking import FaceTracker
         tracker = FaceTracker(max_faces=1)
     T = len(motion) if n_frames is None else min(int(n_frames), len(motion))
     gap = np.full(T, np.nan)
@@ -477,7 +81,7 @@ def measure_motion(motion: MotionSequence, rig, renderer=None, tracker=None, n_f
     try:
         for i in range(T):
             t0 = time.perf_counter()
-            frame = renderer.render(motion[i])
+            frame = animator.frame(motion[i])
             t1 = time.perf_counter()
             m = measure(tracker, rig, frame)
             t2 = time.perf_counter()
@@ -493,9 +97,8 @@ def measure_motion(motion: MotionSequence, rig, renderer=None, tracker=None, n_f
     return {"gap": gap, "eye": eye, "pose": pose, "render_s": render_s, "track_s": track_s}
 
 
-def photo_lip_gap(rig, tracker) -> float:
+def photo_lip_gap(rig: FaceRig, tracker: FaceTracker) -> float:
     """The lip gap the tracker reads on the photo itself (the zero-motion frame)."""
-    from .retrack import measure
     m = measure(tracker, rig, rig.image)
     if m is None:
         from ..face.topology import lip_gap
@@ -503,16 +106,18 @@ def photo_lip_gap(rig, tracker) -> float:
     return float(m.lip_gap)
 
 
-def evaluate_motion(motion: MotionSequence, phonemes: list[Phoneme], rig, duration_s: float,
-                    tracker=None, renderer=None, on_frame=None) -> LipSyncReport:
-    """Render, re-track and score a motion clip against phoneme labels of audio `duration_s` long.
+def evaluate_motion(motion: MotionSequence, phonemes: list[Phoneme], animator: Animator, duration_s: float,
+                    tracker: FaceTracker | None = None, on_frame: Callable[[np.ndarray], None] | None = None
+                    ) -> LipSyncReport:
+    """Render (through `animator`), re-track and score a motion clip against phoneme labels of
+    audio `duration_s` long.
 
     Frames are aligned by time (frame i at i / motion.fps); frames after the audio's end are
     not scored, so a motion one frame longer or shorter than the audio is fine.
     """
+    _check_animator(animator)
     own = tracker is None
     if own:
-        from ..face.tracking import FaceTracker
         tracker = FaceTracker(max_faces=1)
     try:
         fps = motion.fps
@@ -520,8 +125,8 @@ def evaluate_motion(motion: MotionSequence, phonemes: list[Phoneme], rig, durati
         n = max(0, min(n, len(motion)))
         if n == 0:
             raise FacecastError("the motion has no frames to evaluate")
-        tr = measure_motion(motion, rig, renderer, tracker, n, on_frame)
-        rep = score_tracks(tr["gap"], tr["eye"], tr["pose"], phonemes, fps, photo_lip_gap(rig, tracker),
+        tr = measure_motion(motion, animator, tracker, n, on_frame)
+        rep = score_tracks(tr["gap"], tr["eye"], tr["pose"], phonemes, fps, photo_lip_gap(animator.rig, tracker),
                            duration_s, motion)
     finally:
         if own:
@@ -530,28 +135,30 @@ def evaluate_motion(motion: MotionSequence, phonemes: list[Phoneme], rig, durati
     return rep
 
 
-def evaluate_lipsync(audio: np.ndarray, sr: int, phonemes: list[Phoneme], rig, fps: float = 25.0,
-                     controls=None, tracker=None, renderer=None, generator: Callable | None = None,
-                     on_frame=None) -> LipSyncReport:
-    """Generate motion for `audio` (mono float32 at `sr`), render it on `rig`, re-track every frame
-    and score lip sync, head motion and blinks against `phonemes` (see the module docstring).
+def evaluate_lipsync(audio: np.ndarray, sr: int, phonemes: list[Phoneme], animator: Animator, fps: float = 25.0,
+                     controls=None, tracker: FaceTracker | None = None, generator: Callable | None = None,
+                     on_frame: Callable[[np.ndarray], None] | None = None) -> LipSyncReport:
+    """Generate motion for `audio` (mono float32 at `sr`), render it through `animator`, re-track
+    every frame and score lip sync, head motion and blinks against `phonemes` (see `metrics`).
 
-    generator: a callable with the signature of `facecast.generator.generate_motion`
+    animator: the portrait, ready to render (`facecast.Animator`; `Animator(image, rig=rig)` wraps
+    a rig already built). fps: the motion's frame rate, within `FPS_RANGE`.
+    generator: a callable with the signature of `facecast.generate_motion`
     (audio, sample_rate, fps=..., controls=...) -> MotionSequence; default: that function.
-    tracker / renderer: reuse across clips (built here when None).
+    tracker: reused across clips when given (built here when None).
     """
+    _check_animator(animator)
+    lo, hi = FPS_RANGE
+    if not lo <= fps <= hi:
+        raise FacecastError(range_message("fps", lo, hi, format_number(fps)))
     audio = np.asarray(audio, np.float32).reshape(-1)
-    if generator is None:
-        try:
-            from ..motion.generator import generate_motion as generator
-        except ImportError as e:  # pragma: no cover - the generator ships with the package
-            raise FacecastError(f"the motion generator is not available: {e}") from None
+    generator = generator or generate_motion
     t0 = time.perf_counter()
     motion = generator(audio, sr, fps=fps, controls=controls)
     gen_s = time.perf_counter() - t0
     if abs(motion.fps - fps) > 1e-6:
         raise FacecastError(f"the generator returned {motion.fps} fps motion, asked for {fps}")
-    rep = evaluate_motion(motion, phonemes, rig, len(audio) / sr, tracker, renderer, on_frame)
+    rep = evaluate_motion(motion, phonemes, animator, len(audio) / sr, tracker, on_frame)
     rep.seconds["generate"] = gen_s
     return rep
 
@@ -576,160 +183,3 @@ def tts_clip(text: str, voice: str, sr: int = SAMPLE_RATE, pad_s: float = TTS_PA
     audio, rate, ph = synthesize(text, voice, sample_rate=sr)
     audio, ph = pad_clip(audio, rate, ph, pad_s)
     return audio, rate, ph
-
-
-# ---- command line -------------------------------------------------------------------------------------
-def add_eval_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `eval lipsync` on an argparse subparsers object; returns the `eval` parser.
-    Dispatch: args.command == 'eval' -> `cmd_eval(args)`."""
-    ev = subparsers.add_parser("eval", help="evaluate the product (lip sync of generated motion)")
-    sub = ev.add_subparsers(dest="eval_command", required=True)
-    p = sub.add_parser("lipsync", help="speech with known phoneme timing -> motion -> rendered and "
-                                       "re-tracked face; lip-sync, head-motion and blink scores",
-                       description="Score the motion generator's lip sync on eSpeak NG test sentences "
-                                   "(or your own audio + phoneme labels), measured on the rendered frames.")
-    p.add_argument("--image", default=None,
-                   help="portrait to animate (default: grace_hopper.jpg from matplotlib's sample data)")
-    p.add_argument("--face", type=int, default=0, help="which face when the picture has several: 0 = largest")
-    p.add_argument("--languages", default="en,es,de",
-                   help="comma-separated eSpeak voices of the built-in test sentences (default en,es,de)")
-    p.add_argument("--audio", help="your own speech audio instead of the test sentences (needs --labels)")
-    p.add_argument("--labels", help="phoneme labels of --audio: 'start end symbol' lines or an Audacity label track")
-    p.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default 25)")
-    p.add_argument("--size", type=int, default=256, help="render size in pixels, 256-1024 (default 256; smaller is faster)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    p.add_argument("--save-video", metavar="DIR", help="also write each evaluated clip as DIR/<clip>.mp4 (with its audio)")
-    p.add_argument("--check", action="store_true", help="exit with code 1 when an overall target is missed")
-    p.set_defaults(func=cmd_eval)
-    return ev
-
-
-def _clips_from_args(args) -> list[tuple[str, str, str, np.ndarray, int, list[Phoneme]]]:
-    """(name, language, text, audio, sr, phonemes) per clip."""
-    if args.audio or args.labels:
-        if not (args.audio and args.labels):
-            raise FacecastError("--audio and --labels go together: the evaluation needs the phoneme timing of the audio")
-        from ..audio.io import load_audio
-        from ..audio.speech import load_phoneme_labels
-        audio = load_audio(args.audio, sample_rate=SAMPLE_RATE)
-        ph = load_phoneme_labels(args.labels)
-        return [(Path(args.audio).stem, "", "", audio, SAMPLE_RATE, ph)]
-    langs = [s.strip() for s in (args.languages or "").split(",") if s.strip()]
-    if not langs:
-        raise FacecastError("--languages is empty; give eSpeak voices such as en,es,de")
-    clips = []
-    for lang in langs:
-        base = lang.split("-")[0].lower()
-        sentences = TEST_SENTENCES.get(base)
-        if sentences is None:
-            raise FacecastError(f"no test sentences for language {lang!r}; use one of "
-                                f"{', '.join(TEST_SENTENCES)} or pass --audio and --labels")
-        for k, text in enumerate(sentences, 1):
-            audio, sr, ph = tts_clip(text, lang)
-            clips.append((f"{lang}-{k}", lang, text, audio, sr, ph))
-    return clips
-
-
-def _fmt_rate(k: int, n: int, r: float) -> str:
-    return f"{k}/{n} {r * 100:.0f}%" if n else "-"
-
-
-def _mark(rep: LipSyncReport, name: str) -> str:
-    return "*" if rep.checks()[name]["ok"] is False else " "
-
-
-_COLUMNS = [("clip", 8), ("dur s", 6), ("bilabial closed", 15), ("open vowel open", 15),
-            ("silence closed", 15), ("lag ms", 7), ("head dP", 8), ("blink/min", 9)]
-
-
-def format_table(reports: list[LipSyncReport], overall: LipSyncReport) -> str:
-    """The plain-text table `facecast eval lipsync` prints (* marks a missed target)."""
-    def line(cells: list[str], marks: list[str]) -> str:
-        out = []
-        for (title, w), c, m in zip(_COLUMNS, cells, marks):
-            out.append(f"{c:<{w}}" if title == "clip" else f"{c:>{w}}{m}")
-        return " ".join(out).rstrip()
-
-    def num(v: float, fmt: str) -> str:
-        return format(v, fmt) if math.isfinite(v) else "-"
-
-    def row(r: LipSyncReport) -> str:
-        cells = [r.name, f"{r.duration_s:.1f}",
-                 _fmt_rate(r.bilabials_closed, r.bilabials, r.bilabial_closure_rate),
-                 _fmt_rate(r.open_vowels_opened, r.open_vowels, r.open_vowel_rate),
-                 _fmt_rate(r.silence_frames_closed, r.silence_frames, r.silence_closed_rate),
-                 num(r.lag_ms, "+.0f"), num(r.head_dp, ".2f"), num(r.blink_rate_per_min, ".1f")]
-        marks = ["", " "] + [_mark(r, k) for k in ("bilabial_closure_rate", "open_vowel_rate",
-                                                    "silence_closed_rate", "lag_ms", "head_dp",
-                                                    "blink_rate_per_min")]
-        return line(cells, marks)
-
-    blank = [" "] * len(_COLUMNS)
-    head = line([t for t, _ in _COLUMNS], blank)
-    rule = "-" * len(head)
-    targets = line(["target", "", _target_text("bilabial_closure_rate"), _target_text("open_vowel_rate"),
-                    _target_text("silence_closed_rate"), "+-40", _target_text("head_dp"),
-                    _target_text("blink_rate_per_min")], blank)
-    return "\n".join([head, rule] + [row(r) for r in reports] + [rule, row(overall), targets])
-
-
-def cmd_eval(args) -> int:
-    """`facecast eval lipsync`: print the table (or JSON); 0, or 1 with --check when an overall
-    target is missed. User errors raise FacecastError (the CLI prints them, exit code 2)."""
-    if getattr(args, "eval_command", "lipsync") != "lipsync":
-        raise FacecastError(f"unknown evaluation {args.eval_command!r}; use 'lipsync'")
-    if not (args.fps > 0 and math.isfinite(args.fps) and args.fps <= 120):
-        raise FacecastError(f"--fps must be between 0 and 120, got {args.fps}")
-    from ..face.rig import build_rig
-    from ..face.tracking import FaceTracker
-    from ..rendering.renderer import Renderer
-    image = args.image
-    if image is None:
-        import matplotlib.cbook
-        image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    save_dir = None
-    if args.save_video:
-        save_dir = Path(args.save_video)
-        try:
-            save_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FacecastError(f"cannot create {save_dir}: {e.strerror or e}") from None
-    clips = _clips_from_args(args)
-    t_start = time.perf_counter()
-    reports = []
-    with FaceTracker(max_faces=1) as tracker:
-        rig = build_rig(image, size=args.size, face_index=getattr(args, "face", 0))
-        for n in rig.notices:
-            print(f"facecast: {n}", file=sys.stderr)
-        renderer = Renderer(rig)
-        for name, lang, text, audio, sr, ph in clips:
-            if save_dir is not None:
-                from ..video import VideoWriter
-                with VideoWriter(save_dir / f"{name}.mp4", args.fps, rig.size, audio_rate=sr) as vw:
-                    vw.write_audio(audio)
-                    rep = evaluate_lipsync(audio, sr, ph, rig, args.fps, tracker=tracker, renderer=renderer,
-                                           on_frame=vw.write)
-            else:
-                rep = evaluate_lipsync(audio, sr, ph, rig, args.fps, tracker=tracker, renderer=renderer)
-            rep.name, rep.language, rep.text = name, lang, text
-            reports.append(rep)
-    overall = combine_reports(reports)
-    wall = time.perf_counter() - t_start
-    if args.json:
-        print(json.dumps({"image": str(image), "size": rig.size, "fps": args.fps, "targets": {
-            k: _target_text(k) for k in TARGETS}, "clips": [r.to_dict() for r in reports],
-            "overall": overall.to_dict(), "passed": overall.passed, "seconds": round(wall, 3)}, indent=2))
-    else:
-        print(f"lip-sync evaluation: {Path(str(image)).name}, {rig.size} px, {args.fps:g} fps, "
-              f"{len(reports)} clip(s), {overall.duration_s:.1f} s of audio")
-        print(format_table(reports, overall))
-        s = overall.seconds
-        print(f"commanded (motion, not pixels): lag {overall.lag_ms_commanded:+.0f} ms, head dP "
-              f"{overall.head_dp_commanded:.2f} deg/frame, {overall.blinks_commanded} blinks; "
-              f"frames lost to the tracker: {overall.frames_lost}/{overall.frames}")
-        print(f"time: {wall:.1f} s ({wall / max(overall.duration_s, 1e-9):.2f} s per s of audio; generate "
-              f"{s.get('generate', 0):.1f}, render {s.get('render', 0):.1f}, track {s.get('track', 0):.1f})"
-              + (f"; videos in {save_dir}" if save_dir else ""))
-        print("PASS: all targets met" if overall.passed else
-              "FAIL: targets missed: " + ", ".join(k for k, c in overall.checks().items() if c["ok"] is False))
-    return 1 if (args.check and not overall.passed) else 0

@@ -1,0 +1,173 @@
+"""`facecast eval lipsync`: the command line of the lip-sync evaluation (argument parser, the
+command, the printed table). The work is done by `lipsync` (render + re-track) and `metrics`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.io import SAMPLE_RATE
+from ..audio.speech import Phoneme
+from ..errors import FacecastError
+from ..face.tracking import FaceTracker
+from ..pipeline import Animator
+from ..video import VideoWriter
+from .lipsync import TEST_SENTENCES, evaluate_lipsync, tts_clip
+from .metrics import TARGETS, LipSyncReport, combine_reports, target_text
+
+
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `eval lipsync` on an argparse subparsers object; returns the `eval` parser.
+    Dispatch: args.command == 'eval' -> `cmd_eval(args)`."""
+    ev = subparsers.add_parser("eval", help="evaluate the product (lip sync of generated motion)")
+    sub = ev.add_subparsers(dest="eval_command", required=True)
+    p = sub.add_parser("lipsync", help="speech with known phoneme timing -> motion -> rendered and "
+                                       "re-tracked face; lip-sync, head-motion and blink scores",
+                       description="Score the motion generator's lip sync on eSpeak NG test sentences "
+                                   "(or your own audio + phoneme labels), measured on the rendered frames.")
+    p.add_argument("--image", default=None,
+                   help="portrait to animate (default: grace_hopper.jpg from matplotlib's sample data)")
+    p.add_argument("--face", type=int, default=0, help="which face when the picture has several: 0 = largest")
+    p.add_argument("--languages", default="en,es,de",
+                   help="comma-separated eSpeak voices of the built-in test sentences (default en,es,de)")
+    p.add_argument("--audio", help="your own speech audio instead of the test sentences (needs --labels)")
+    p.add_argument("--labels", help="phoneme labels of --audio: 'start end symbol' lines or an Audacity label track")
+    p.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default 25)")
+    p.add_argument("--size", type=int, default=256, help="render size in pixels, 256-1024 (default 256; smaller is faster)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--save-video", metavar="DIR", help="also write each evaluated clip as DIR/<clip>.mp4 (with its audio)")
+    p.add_argument("--check", action="store_true", help="exit with code 1 when an overall target is missed")
+    p.set_defaults(func=cmd_eval)
+    return ev
+
+
+def _clips_from_args(args) -> list[tuple[str, str, str, np.ndarray, int, list[Phoneme]]]:
+    """(name, language, text, audio, sr, phonemes) per clip."""
+    if args.audio or args.labels:
+        if not (args.audio and args.labels):
+            raise FacecastError("--audio and --labels go together: the evaluation needs the phoneme timing of the audio")
+        from ..audio.io import load_audio
+        from ..audio.speech import load_phoneme_labels
+        audio = load_audio(args.audio, sample_rate=SAMPLE_RATE)
+        ph = load_phoneme_labels(args.labels)
+        return [(Path(args.audio).stem, "", "", audio, SAMPLE_RATE, ph)]
+    langs = [s.strip() for s in (args.languages or "").split(",") if s.strip()]
+    if not langs:
+        raise FacecastError("--languages is empty; give eSpeak voices such as en,es,de")
+    clips = []
+    for lang in langs:
+        base = lang.split("-")[0].lower()
+        sentences = TEST_SENTENCES.get(base)
+        if sentences is None:
+            raise FacecastError(f"no test sentences for language {lang!r}; use one of "
+                                f"{', '.join(TEST_SENTENCES)} or pass --audio and --labels")
+        for k, text in enumerate(sentences, 1):
+            audio, sr, ph = tts_clip(text, lang)
+            clips.append((f"{lang}-{k}", lang, text, audio, sr, ph))
+    return clips
+
+
+def _fmt_rate(k: int, n: int, r: float) -> str:
+    return f"{k}/{n} {r * 100:.0f}%" if n else "-"
+
+
+def _mark(rep: LipSyncReport, name: str) -> str:
+    return "*" if rep.checks()[name]["ok"] is False else " "
+
+
+_COLUMNS = [("clip", 8), ("dur s", 6), ("bilabial closed", 15), ("open vowel open", 15),
+            ("silence closed", 15), ("lag ms", 7), ("head dP", 8), ("blink/min", 9)]
+
+
+def format_table(reports: list[LipSyncReport], overall: LipSyncReport) -> str:
+    """The plain-text table `facecast eval lipsync` prints (* marks a missed target)."""
+    def line(cells: list[str], marks: list[str]) -> str:
+        out = []
+        for (title, w), c, m in zip(_COLUMNS, cells, marks):
+            out.append(f"{c:<{w}}" if title == "clip" else f"{c:>{w}}{m}")
+        return " ".join(out).rstrip()
+
+    def num(v: float, fmt: str) -> str:
+        return format(v, fmt) if math.isfinite(v) else "-"
+
+    def row(r: LipSyncReport) -> str:
+        cells = [r.name, f"{r.duration_s:.1f}",
+                 _fmt_rate(r.bilabials_closed, r.bilabials, r.bilabial_closure_rate),
+                 _fmt_rate(r.open_vowels_opened, r.open_vowels, r.open_vowel_rate),
+                 _fmt_rate(r.silence_frames_closed, r.silence_frames, r.silence_closed_rate),
+                 num(r.lag_ms, "+.0f"), num(r.head_dp, ".2f"), num(r.blink_rate_per_min, ".1f")]
+        marks = ["", " "] + [_mark(r, k) for k in ("bilabial_closure_rate", "open_vowel_rate",
+                                                    "silence_closed_rate", "lag_ms", "head_dp",
+                                                    "blink_rate_per_min")]
+        return line(cells, marks)
+
+    blank = [" "] * len(_COLUMNS)
+    head = line([t for t, _ in _COLUMNS], blank)
+    rule = "-" * len(head)
+    targets = line(["target", "", target_text("bilabial_closure_rate"), target_text("open_vowel_rate"),
+                    target_text("silence_closed_rate"), "+-40", target_text("head_dp"),
+                    target_text("blink_rate_per_min")], blank)
+    return "\n".join([head, rule] + [row(r) for r in reports] + [rule, row(overall), targets])
+
+
+def cmd_eval(args) -> int:
+    """`facecast eval lipsync`: print the table (or JSON); 0, or 1 with --check when an overall
+    target is missed. User errors raise FacecastError (the CLI prints them, exit code 2)."""
+    if getattr(args, "eval_command", "lipsync") != "lipsync":
+        raise FacecastError(f"unknown evaluation {args.eval_command!r}; use 'lipsync'")
+    # --fps, --size and --face are range-checked by the parser (facecast.cli.OPTION_RANGES);
+    # evaluate_lipsync checks fps again for API callers.
+    image = args.image
+    if image is None:
+        import matplotlib.cbook
+        image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    save_dir = None
+    if args.save_video:
+        save_dir = Path(args.save_video)
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FacecastError(f"cannot create {save_dir}: {e.strerror or e}") from None
+    clips = _clips_from_args(args)
+    t_start = time.perf_counter()
+    reports = []
+    with FaceTracker(max_faces=1) as tracker:
+        animator = Animator(image, size=args.size, face=getattr(args, "face", 0))
+        rig = animator.rig
+        for n in rig.notices:
+            print(f"facecast: {n}", file=sys.stderr)
+        for name, lang, text, audio, sr, ph in clips:
+            if save_dir is not None:
+                with VideoWriter(save_dir / f"{name}.mp4", args.fps, animator.frame_size, audio_rate=sr) as vw:
+                    vw.write_audio(audio)
+                    rep = evaluate_lipsync(audio, sr, ph, animator, args.fps, tracker=tracker, on_frame=vw.write)
+            else:
+                rep = evaluate_lipsync(audio, sr, ph, animator, args.fps, tracker=tracker)
+            rep.name, rep.language, rep.text = name, lang, text
+            reports.append(rep)
+    overall = combine_reports(reports)
+    wall = time.perf_counter() - t_start
+    if args.json:
+        print(json.dumps({"image": str(image), "size": rig.size, "fps": args.fps, "targets": {
+            k: target_text(k) for k in TARGETS}, "clips": [r.to_dict() for r in reports],
+            "overall": overall.to_dict(), "passed": overall.passed, "seconds": round(wall, 3)}, indent=2))
+    else:
+        print(f"lip-sync evaluation: {Path(str(image)).name}, {rig.size} px, {args.fps:g} fps, "
+              f"{len(reports)} clip(s), {overall.duration_s:.1f} s of audio")
+        print(format_table(reports, overall))
+        s = overall.seconds
+        print(f"commanded (motion, not pixels): lag {overall.lag_ms_commanded:+.0f} ms, head dP "
+              f"{overall.head_dp_commanded:.2f} deg/frame, {overall.blinks_commanded} blinks; "
+              f"frames lost to the tracker: {overall.frames_lost}/{overall.frames}")
+        print(f"time: {wall:.1f} s ({wall / max(overall.duration_s, 1e-9):.2f} s per s of audio; generate "
+              f"{s.get('generate', 0):.1f}, render {s.get('render', 0):.1f}, track {s.get('track', 0):.1f})"
+              + (f"; videos in {save_dir}" if save_dir else ""))
+        print("PASS: all targets met" if overall.passed else
+              "FAIL: targets missed: " + ", ".join(k for k, c in overall.checks().items() if c["ok"] is False))
+    return 1 if (args.check and not overall.passed) else 0
