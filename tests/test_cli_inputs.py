@@ -175,3 +175,34 @@ def test_symlink_loops_and_dangling_links_say_so(tmp_path, hopper_path):
     dangling.symlink_to(tmp_path / "deleted.png")
     with pytest.raises(FacecastError, match=r"image not found: .*gone.png is a link to .*deleted.png, which does not exist"):
         load_image(dangling)
+
+
+def png_declaring(w: int, h: int) -> bytes:
+    """A 60-byte PNG whose header declares w x h pixels (1-bit gray)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path):
+    """A 60-byte PNG declaring 19000x19000 pixels: one line, exit 2, at once, without allocating
+    its 1 GB of pixels (it drove the CLI to 4.9 GB before the declared size was checked)."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_declaring(19000, 19000))
+    # the CLI in a fresh process that reports its own peak memory (VmHWM, KB) as it exits
+    # (not getrusage: Linux carries ru_maxrss over from the parent through fork and exec)
+    probe = ("import atexit, re, sys; from facecast.cli import main; atexit.register(lambda: print(re.search("
+             "r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))); sys.exit(main())")
+    r = subprocess.run([sys.executable, "-c", probe, "analyze", str(bomb), "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and error_lines(r.stderr) == [
+        f"facecast: error: {bomb} is too large (over 120 megapixels); downscale it first"], r.stderr
+    assert int(r.stdout.split()[-1]) < 600_000  # far below the 1 GB of pixels it declares
+    # 132 MP: below PIL's own limit (179 MP), above ours
+    bomb.write_bytes(png_declaring(12000, 11000))
+    with pytest.raises(FacecastError, match=r"too large \(over 120 megapixels\)"):
+        load_image(bomb)
