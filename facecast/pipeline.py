@@ -18,13 +18,14 @@ import numpy as np
 from .audio.io import iter_audio, load_audio_info
 from .errors import FacecastError
 from .face.rig import FaceRig, build_rig
-from .motion.controls import Controls, ControlTrack
+from .motion.controls import Controls, ControlTrack, range_message
 from .motion.generator import (
     DEFAULT_LOOKAHEAD_S,
     SAMPLE_RATE,
     MotionGenerator,
     concat_motion,
 )
+from .motion.presets import FPS_RANGE
 from .motion.types import MotionFrame, MotionSequence
 from .rendering.renderer import FullFramePaster, Renderer
 from .video import VideoWriter, check_output_path
@@ -135,8 +136,8 @@ class Animator:
         frame; an exception raised by it aborts the render and leaves no file. lookahead_s: the
         generator's look-ahead (the live mode uses a shorter one).
         """
-        if not 1 <= fps <= 120:
-            raise FacecastError(f"--fps must be between 1 and 120, got {fps}")
+        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            raise FacecastError(range_message("fps", *FPS_RANGE, fps))
         out = check_output_path(output, [self.source, audio])  # arrays are skipped
         if save_motion is not None:
             ext = Path(save_motion).suffix.lower()
