@@ -26,7 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facecast.live.server import ServerThread, create_app, run_client  # noqa: E402
+from facecast.live.app import create_app  # noqa: E402
+from facecast.live.client import run_client  # noqa: E402
+from facecast.live.serve import ServerThread  # noqa: E402
 
 
 def speech(seconds: float) -> np.ndarray:

@@ -66,7 +66,8 @@ def speech_wav(tmp_path_factory, tts_speech):
 @pytest.fixture(scope="session")
 def live_server():
     """A `facecast serve` app on a free 127.0.0.1 port, warmed up; shut down at the end."""
-    from facecast.live.server import ServerThread, create_app
+    from facecast.live.app import create_app
+    from facecast.live.serve import ServerThread
     app = create_app()
     with ServerThread(app) as srv:
         app.state.live.wait_warm()

@@ -1,5 +1,7 @@
 """Live mode server (`facecast serve`): WebSocket sessions measured over the socket, two sessions at
-once, a dropped client, malformed messages, bad uploads, the HTTP render API and the command; and
+once, a dropped client, malformed messages, live motion equal to the offline render's (same
+look-ahead), one controls validation for WebSocket and HTTP, bad uploads, the HTTP render API and
+its warnings, and the command; and
 its guards: declared image size, render queue and cancellation, audio length, Host / Origin /
 token checks, error texts and shape, body and WebSocket message limits. Every socket goes to
 127.0.0.1."""
@@ -26,14 +28,11 @@ import websockets
 from websockets.sync.client import connect
 
 from facecast.errors import FacecastError
-from facecast.live.server import (
-    Access,
-    Limits,
-    ServerThread,
-    create_app,
-    parse_frame,
-    run_client,
-)
+from facecast.live.access import Access, Limits
+from facecast.live.app import create_app
+from facecast.live.client import run_client
+from facecast.live.protocol import parse_frame
+from facecast.live.serve import ServerThread
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +195,7 @@ def test_malformed_messages_get_errors(server, tts_speech):
         expect_error(json.dumps({"type": "start", "controls": {"mood": 1}}), "unknown control")
         expect_error(json.dumps({"type": "start", "controls": {"motion_scale": 99}}), "motion-scale")
         expect_error(json.dumps({"type": "start", "controls": {"emotion": "bored"}}), "unknown emotion")
-        expect_error(json.dumps({"type": "start", "controls": {"gaze": [1, "x"]}}), "finite number")
+        expect_error(json.dumps({"type": "start", "controls": {"gaze": [1, "x"]}}), "pair of numbers")
         ws.send(json.dumps({"type": "start", "image_id": "hopper", "controls": {"motion_scale": 0, "blink_rate": 0}}))
         while not (isinstance(d := ws.recv(timeout=10), str) and json.loads(d)["type"] == "ready"):
             pass
@@ -260,7 +259,7 @@ def test_render_api_and_openapi(server, hopper_path, tts_speech, tmp_path):
         img = f.read()
     st, headers, body = _post(server.url + "/api/render", fields={"controls": json.dumps({"emotion": "happy:0.5"})},
                               files={"image": ("hopper.jpg", img, "image/jpeg"), "audio": ("s.wav", wav, "audio/wav")})
-    assert st == 200 and headers["content-type"] == "video/mp4"
+    assert st == 200 and headers["content-type"] == "video/mp4" and "x-facecast-warning" not in headers
     out = tmp_path / "out.mp4"
     out.write_bytes(body)
     with av.open(str(out)) as c:
@@ -282,6 +281,60 @@ def test_render_api_and_openapi(server, hopper_path, tts_speech, tmp_path):
     assert _get(server.url + "/static/app.js")[0] == 200
 
 
+def test_render_warning_reaches_the_client(server, hopper_path, tts_speech):
+    """A render that goes through with a FacecastWarning (a truncated audio upload: the readable
+    part is used) says so in its X-Facecast-Warning header, once, naming the upload, not a path."""
+    x, _ = tts_speech
+    wav = _wav_bytes(x[:2 * 16000])
+    cut = wav[:44 + 16000 * 2]                                     # the header declares 2 s; 1 s is there
+    with open(hopper_path, "rb") as f:
+        img = f.read()
+    st, headers, body = _post(server.url + "/api/render", files={"image": ("hopper.jpg", img, "image/jpeg"),
+                                                                 "audio": ("cut.wav", cut, "audio/wav")})
+    warning = headers.get("x-facecast-warning", "")
+    print(f"\n{st}: X-Facecast-Warning: {warning}")
+    assert st == 200 and headers["content-type"] == "video/mp4" and headers["x-facecast-frames"] == "25"
+    assert warning.startswith("the audio upload is truncated") and "read 1.0 s of 2.0 s" in warning
+    assert "|" not in warning                                      # once, though the audio is read twice
+    assert "/tmp" not in warning and "facecast-" not in warning and tempfile.gettempdir() not in warning
+
+
+def test_controls_checked_alike_on_websocket_and_http(server, hopper_path):
+    """One validation (`Controls.from_dict`) for the WebSocket's controls and the render API's
+    controls field: the same bad value gets the same one-line message on both; good controls come
+    back in `ready` as `Controls.to_dict`."""
+    from facecast.motion.controls import Controls
+    with open(hopper_path, "rb") as f:
+        img = f.read()
+    bad = [{"mood": 1}, {"motion_scale": 99}, {"emotion": "bored"}, {"gaze": [90, 0]}, {"gaze": [1, "x"]},
+           {"seed": 1.5}, {"blink_rate": True}]
+    with connect(server.ws_url, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        for d in bad:
+            with pytest.raises(FacecastError) as e:
+                Controls.from_dict(d)
+            expected = str(e.value)
+            ws.send(json.dumps({"type": "start", "image_id": "hopper", "controls": d}))
+            msg = json.loads(ws.recv(timeout=10))
+            assert msg == {"type": "error", "message": expected}, (d, msg)
+            st, _, body = _post(server.url + "/api/render", fields={"controls": json.dumps(d)},
+                                files={"image": ("hopper.jpg", img, "image/jpeg"), "audio": ("s.wav", b"", "audio/wav")})
+            assert st == 400 and _error(body) == expected, (d, st, body)
+            st, _, body = _post(server.url + "/api/render",
+                                fields={"controls": json.dumps({"keyframes": [{"t": 1, **d}]})},
+                                files={"image": ("hopper.jpg", img, "image/jpeg"), "audio": ("s.wav", b"", "audio/wav")})
+            assert st == 400 and _error(body) == expected, (d, st, body)
+        good = {"emotion": {"happy": 0.5}, "gaze": [10, -5], "seed": 3}
+        ws.send(json.dumps({"type": "start", "image_id": "hopper", "controls": good}))
+        msg = json.loads(ws.recv(timeout=10))
+        assert msg["type"] == "ready" and msg["controls"] == Controls.from_dict(good).to_dict()
+        ws.send(json.dumps({"type": "controls", "controls": {"motion_scale": 0.5}}))
+        while (msg := json.loads(ws.recv(timeout=10)))["type"] == "stats":
+            pass
+        assert msg == {"type": "controls", "controls": Controls.from_dict({**good, "motion_scale": 0.5}).to_dict()}
+    assert _wait(lambda: server.live.status()["sessions"] == 0)
+
+
 def test_serve_command(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     bad = tmp_path / "notes.txt"
@@ -289,6 +342,15 @@ def test_serve_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "facecast", "serve", str(bad), "--port", "0"],
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and r.stderr.startswith("facecast: error:")
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    r = subprocess.run([sys.executable, "-m", "facecast", "serve", str(loop), "--port", "0"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "symlink loop" in r.stderr and "not found" not in r.stderr, r.stderr
+    for flag, value in (("--port", "70000"), ("--size", "100"), ("--max-sessions", "0")):
+        r = subprocess.run([sys.executable, "-m", "facecast", "serve", flag, value],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 2 and r.stderr.startswith(f"facecast: error: {flag} must be between"), r.stderr
     r = subprocess.run([sys.executable, "-m", "facecast", "serve", "--port", "0", "--token", "a b"],
                        capture_output=True, text=True, timeout=60, env=env, check=False)
     assert r.returncode == 2 and "token" in r.stderr
@@ -327,6 +389,48 @@ def test_int16_audio_and_restart(server, tts_speech):
                 if isinstance(d, bytes):
                     frames.append(parse_frame(d)[0]["index"])
             assert frames[0] == 0 and len(frames) >= 10 and json.loads(d)["frames"] == 12
+
+
+MOTION_KEYS = ("rotation", "translation", "scale", "blendshapes", "gaze")
+
+
+def test_live_motion_equals_offline_render_with_live_lookahead(server, tts_speech, tmp_path):
+    """The motion a live WebSocket session generates for speech sent in 20 ms chunks is, frame for
+    frame, the motion `Animator.render` makes of the same audio with the live look-ahead, controls
+    and seed; the offline default look-ahead gives other motion (so the docstring says "with the
+    same look-ahead"). The live motion is taken from the session's `FrameStream` on the server."""
+    from facecast.live.protocol import LIVE_LOOKAHEAD_S
+    from facecast.motion.controls import Controls
+    from facecast.motion.generator import concat_motion, generate_motion
+    x, _ = tts_speech
+    x = x[:int(2.6 * 16000)]
+    controls = {"emotion": "happy:0.4", "gaze": [5, -3], "motion_scale": 1.3, "seed": 7}
+    live_parts = []
+
+    def record(ws):                       # after "ready", before any audio: wrap the session's stream
+        (session,) = server.live.sessions.values()
+        stream = session.worker.stream
+        push, flush = stream.push_motion, stream.flush_motion
+        stream.push_motion = lambda samples: live_parts.append(push(samples)) or live_parts[-1]
+        stream.flush_motion = lambda: live_parts.append(flush()) or live_parts[-1]
+    run = run_client(server.ws_url, x, image_id="hopper", controls=controls, chunk_s=0.02, realtime=False,
+                     on_ready=record)
+    live = concat_motion(live_parts, 25.0)
+    ended = run.of_type("ended")[0]
+    assert len(live_parts) >= len(x) // 320 and ended["frames"] == len(live)
+    assert all(0 <= h["index"] < len(live) and h["t"] == h["index"] / 25 for _, h, _ in run.frames)
+
+    anim = server.live.portraits.find("hopper").animator
+    c = Controls.from_dict(controls)
+    offline = anim.render(x, tmp_path / "offline.mp4", fps=25.0, controls=c, lookahead_s=LIVE_LOOKAHEAD_S,
+                          save_motion=tmp_path / "motion.json").motion
+    assert len(offline) == len(live) == int(round(len(x) / 16000 * 25))
+    for k in MOTION_KEYS:
+        assert np.allclose(getattr(live, k), getattr(offline, k), atol=1e-6), k
+    default = generate_motion(x, 16000, 25.0, c)                 # the offline default look-ahead, 0.12 s
+    assert len(default) == len(live)
+    assert not all(np.allclose(getattr(live, k), getattr(default, k), atol=1e-6) for k in MOTION_KEYS)
+    assert _wait(lambda: server.live.status()["sessions"] == 0)
 
 
 # ---- guards (issue 13, server part) ------------------------------------------------------------
