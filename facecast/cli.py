@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(mo)
 
     from .evaluation.cli import add_eval_parser
-    from .live.server import add_serve_parser
+    from .live.serve import add_serve_parser
     add_eval_parser(sub)
     add_serve_parser(sub)
 
@@ -387,7 +387,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .live.server import cmd_serve as run
+    from .live.serve import cmd_serve as run
     return run(args)
 
 

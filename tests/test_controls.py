@@ -35,6 +35,10 @@ def test_from_dict_merges_into_a_base_and_keeps_what_it_leaves_out():
     ({"emotion": "joyful"}, "unknown emotion 'joyful'"),
     ({"emotion": [0.5, 0, 0]}, "emotion must be like"),
     ({"emotion": {"happy": 2}}, "emotion intensity must be in 0..1"),
+    ({"emotion": {"happy": "x"}}, "emotion intensity must be a number in 0..1, got 'x'"),
+    ({"emotion": {"happy": None}}, "emotion intensity must be a number in 0..1, got None"),
+    ({"emotion": {"happy": [1]}}, "emotion intensity must be a number in 0..1, got [1]"),
+    ({"emotion": [1]}, "emotion must be like"),
 ])
 def test_bad_values_raise_one_line_naming_the_control(d, words):
     with pytest.raises(FacecastError) as e:

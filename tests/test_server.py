@@ -307,7 +307,7 @@ def test_controls_checked_alike_on_websocket_and_http(server, hopper_path):
     with open(hopper_path, "rb") as f:
         img = f.read()
     bad = [{"mood": 1}, {"motion_scale": 99}, {"emotion": "bored"}, {"gaze": [90, 0]}, {"gaze": [1, "x"]},
-           {"seed": 1.5}, {"blink_rate": True}]
+           {"seed": 1.5}, {"blink_rate": True}, {"emotion": {"happy": "x"}}, {"emotion": {"happy": None}}]
     with connect(server.ws_url, max_size=None) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
         for d in bad:

@@ -74,6 +74,8 @@ def parse_emotion(spec: str | dict | None) -> np.ndarray:
     for name, inten in items:
         if name not in EMOTIONS:
             raise FacecastError(f"unknown emotion {name!r}; choose from {', '.join(EMOTIONS)}")
+        if isinstance(inten, bool) or not isinstance(inten, (int, float, np.floating, np.integer)):
+            raise FacecastError(f"emotion intensity must be a number in 0..1, got {inten!r}")
         if not 0.0 <= float(inten) <= 1.0:
             raise FacecastError(f"emotion intensity must be in 0..1, got {inten}")
         if name != "neutral":
