@@ -1,5 +1,7 @@
-"""`facecast eval lipsync`: the command line of the lip-sync evaluation (argument parser, the
-command, the printed table). The work is done by `lipsync` (render + re-track) and `metrics`.
+"""`facecast eval lipsync` and `facecast eval real`: the command lines of the evaluations
+(argument parsers, the commands, the printed tables). The work is done by `lipsync` (render +
+re-track) and `metrics` for the first, by `real` (render a real clip's first frame with its own
+audio, re-track both videos, compare) for the second.
 """
 from __future__ import annotations
 
@@ -44,6 +46,22 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--save-video", metavar="DIR", help="also write each evaluated clip as DIR/<clip>.mp4 (with its audio)")
     p.add_argument("--check", action="store_true", help="exit with code 1 when an overall target is missed")
     p.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("real", help="real talking videos -> each first frame rendered with the clip's own "
+                                    "audio; mouth, head and blink motion compared with the real video",
+                       description="Compare facecast with real speakers: each clip's first frame is the "
+                                   "portrait, rendered with the clip's own audio; both videos are re-tracked "
+                                   "with the face mesh and compared (facecast / real).")
+    r.add_argument("videos", nargs="+", metavar="VIDEO",
+                   help="talking-face videos with their own speech track (one person facing the camera)")
+    r.add_argument("--size", type=int, default=512, help="render size in pixels, 256-1024 (default 512)")
+    r.add_argument("--seed", type=int, default=0, help="seed of head motion, blinks and saccades (default 0)")
+    r.add_argument("--still-baseline", action="store_true",
+                   help="also render each clip with --motion-scale 0 and report default / still head motion")
+    r.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    r.add_argument("--save-video", metavar="DIR", help="also keep each rendered clip as DIR/<clip>.mp4")
+    r.add_argument("--check", action="store_true", help="exit with code 1 when a median target is missed")
+    r.set_defaults(func=cmd_eval)
     return ev
 
 
@@ -119,21 +137,18 @@ def format_table(reports: list[LipSyncReport], overall: LipSyncReport) -> str:
 def cmd_eval(args) -> int:
     """`facecast eval lipsync`: print the table (or JSON); 0, or 1 with --check when an overall
     target is missed. User errors raise FacecastError (the CLI prints them, exit code 2)."""
-    if getattr(args, "eval_command", "lipsync") != "lipsync":
-        raise FacecastError(f"unknown evaluation {args.eval_command!r}; use 'lipsync'")
+    command = getattr(args, "eval_command", "lipsync")
+    if command == "real":
+        return cmd_eval_real(args)
+    if command != "lipsync":
+        raise FacecastError(f"unknown evaluation {command!r}; use 'lipsync' or 'real'")
     # --fps, --size and --face are range-checked by the parser (facecast.cli.OPTION_RANGES);
     # evaluate_lipsync checks fps again for API callers.
     image = args.image
     if image is None:
         import matplotlib.cbook
         image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    save_dir = None
-    if args.save_video:
-        save_dir = Path(args.save_video)
-        try:
-            save_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FacecastError(f"cannot create {save_dir}: {e.strerror or e}") from None
+    save_dir = _save_dir(args.save_video)
     clips = _clips_from_args(args)
     t_start = time.perf_counter()
     reports = []
@@ -171,3 +186,107 @@ def cmd_eval(args) -> int:
         print("PASS: all targets met" if overall.passed else
               "FAIL: targets missed: " + ", ".join(k for k, c in overall.checks().items() if c["ok"] is False))
     return 1 if (args.check and not overall.passed) else 0
+
+
+def _save_dir(path: str | None) -> Path | None:
+    if not path:
+        return None
+    save_dir = Path(path)
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FacecastError(f"cannot create {save_dir}: {e.strerror or e}") from None
+    return save_dir
+
+
+# ---- facecast eval real ---------------------------------------------------------------------------
+def _num(v, fmt: str) -> str:
+    return format(v, fmt) if v is not None and math.isfinite(v) else "-"
+
+
+#: (title, width, cells(report) -> text, target names whose miss marks the cell)
+_REAL_COLUMNS = [
+    ("clip", 22, lambda r: r.name, ()),
+    ("s", 5, lambda r: _num(r.duration_s, ".1f"), ()),
+    ("r lag0", 6, lambda r: _num(r.corr_lag0, ".2f"), ()),
+    ("r best", 6, lambda r: _num(r.corr_best, ".2f"), ("corr_best",)),
+    ("lag ms", 6, lambda r: _num(r.best_lag_ms, "+.0f"), ("best_lag_ms",)),
+    ("closed real/fc", 14, lambda r: f"{_num(r.closed_real * 100, '.0f')}%/{_num(r.closed_facecast * 100, '.0f')}%",
+     ("closed_ratio",)),
+    ("speed x", 7, lambda r: _num(r.opening_speed_ratio, ".2f"), ("opening_speed_ratio",)),
+    ("head std deg", 13, lambda r: f"{_num(r.head_std_real, '.2f')}/{_num(r.head_std_facecast, '.2f')}", ()),
+    ("x", 5, lambda r: _num(r.head_std_ratio, ".2f"), ("head_std_ratio",)),
+    ("head deg/fr", 11, lambda r: f"{_num(r.head_motion_real, '.2f')}/{_num(r.head_motion_facecast, '.2f')}", ()),
+    ("x", 5, lambda r: _num(r.head_motion_ratio, ".2f"), ("head_motion_ratio",)),
+    ("/still", 6, lambda r: _num(r.still_ratio, ".2f"), ("still_ratio",)),
+    ("blink/min", 9, lambda r: f"{_num(r.blink_rate_real, '.0f')}/{_num(r.blink_rate_facecast, '.0f')}",
+     ("blink_rate_facecast",)),
+    ("mouth IOD", 11, lambda r: f"{_num(r.mouth_shape, '.3f')}/{_num(r.mouth_shape_still, '.3f')}", ()),
+    ("interior", 8, lambda r: _num((r.interior.get("interior_lightness") or {}).get("ratio"), ".2f"), ()),
+]
+
+
+def format_real_table(reports, median) -> str:
+    """The plain-text table `facecast eval real` prints: one row per clip, the median, the targets
+    (* marks a missed target; pairs are real/facecast; x = facecast / real)."""
+    from .real import target_text
+
+    def line(cells: list[str], marks: list[str]) -> str:
+        out = []
+        for (title, w, _, _), c, m in zip(_REAL_COLUMNS, cells, marks):
+            out.append(f"{c:<{w}}" if title == "clip" else f"{c:>{w}}{m}")
+        return " ".join(out).rstrip()
+
+    def row(r) -> str:
+        checks = r.checks()
+        marks = ["*" if any(checks[n]["ok"] is False for n in names) else " " for *_, names in _REAL_COLUMNS]
+        return line([cell(r) for _, _, cell, _ in _REAL_COLUMNS], marks)
+
+    blank = [" "] * len(_REAL_COLUMNS)
+    head = line([t for t, *_ in _REAL_COLUMNS], blank)
+    rule = "-" * len(head)
+    tgt = {n: target_text(n) for n in ("corr_best", "best_lag_ms", "opening_speed_ratio", "head_std_ratio",
+                                       "head_motion_ratio", "still_ratio", "blink_rate_facecast")}
+    targets = line(["target", "", "", tgt["corr_best"], "+-40", "fc >= 0.6x", tgt["opening_speed_ratio"], "",
+                    tgt["head_std_ratio"], "", tgt["head_motion_ratio"], tgt["still_ratio"],
+                    "fc " + tgt["blink_rate_facecast"], "", ""], blank)
+    return "\n".join([head, rule] + [row(r) for r in reports] + [rule, row(median), targets])
+
+
+def cmd_eval_real(args) -> int:
+    """`facecast eval real`: print the table (or JSON); 0, or 1 with --check when a target is
+    missed by the median over the clips. User errors raise FacecastError (exit code 2)."""
+    from ..motion.controls import Controls
+    from .real import TARGETS as REAL_TARGETS
+    from .real import evaluate_real_clip, median_report
+    from .real import target_text as real_target_text
+    save_dir = _save_dir(args.save_video)
+    controls = Controls(seed=args.seed)
+    t_start = time.perf_counter()
+    reports = []
+
+    def notice(n: str) -> None:
+        print(f"facecast: {n}", file=sys.stderr)
+
+    with FaceTracker(max_faces=1) as tracker:
+        for video in args.videos:
+            reports.append(evaluate_real_clip(video, size=args.size, tracker=tracker, controls=controls,
+                                              still_baseline=args.still_baseline, save_dir=save_dir,
+                                              on_notice=notice))
+    median = median_report(reports)
+    wall = time.perf_counter() - t_start
+    if args.json:
+        print(json.dumps({"size": args.size, "seed": args.seed, "targets": {
+            k: real_target_text(k) for k in REAL_TARGETS}, "clips": [r.to_dict() for r in reports],
+            "median": median.to_dict(), "passed": median.passed, "seconds": round(wall, 3)}, indent=2))
+    else:
+        print(f"evaluation against real video: {len(reports)} clip(s), {median.duration_s:.1f} s, "
+              f"rendered at {args.size} px (pairs are real/facecast; x = facecast / real)")
+        print(format_real_table(reports, median))
+        lost_r = sum(r.frames_lost_real for r in reports)
+        lost_f = sum(r.frames_lost_facecast for r in reports)
+        print(f"frames lost to the tracker: real {lost_r}, facecast {lost_f} of {median.frames}; "
+              f"time {wall:.1f} s" + (f"; videos in {save_dir}" if save_dir else ""))
+        print("PASS: all median targets met" if median.passed else
+              "FAIL: median targets missed: " + ", ".join(k for k, c in median.checks().items() if c["ok"] is False))
+    return 1 if (args.check and not median.passed) else 0
