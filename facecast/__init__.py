@@ -9,8 +9,11 @@ out by pipeline stage, one folder each, and `pipeline.Animator` is the one place
 - `rendering/`: rig + motion -> frame (mesh deformation, warp, eyes, mouth interior);
 - `evaluation/`: re-tracking rendered frames and the lip-sync evaluation;
 - `live/`: the live server (WebSocket streaming, HTTP API, the page);
+- `batching/`: many jobs from a manifest, on a local process pool or Ray;
 - top level: `pipeline` (Animator), `video` (encoding), `outputs` / `inputs` (files), `cli`, `errors`.
 """
+from .batching.runner import BatchSummary
+from .batching.runner import run_batch as batch
 from .errors import FacecastError, FacecastWarning
 from .face.rig import FaceRig, build_rig
 from .motion.controls import Controls, ControlTrack
@@ -21,5 +24,5 @@ from .rendering.renderer import Renderer
 
 __all__ = ["Animator", "FrameStream", "RenderResult", "render", "Controls", "ControlTrack", "MotionGenerator",
            "generate_motion", "BLENDSHAPE_NAMES", "MotionFrame", "MotionSequence", "Renderer", "FaceRig",
-           "build_rig", "FacecastError", "FacecastWarning"]
+           "build_rig", "batch", "BatchSummary", "FacecastError", "FacecastWarning"]
 __version__ = "0.1.0"

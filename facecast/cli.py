@@ -39,6 +39,7 @@ OPTION_RANGES: dict[str, tuple[float, float]] = {
     "--seconds": SECONDS_RANGE,
     "--port": (0, 65535),
     "--max-sessions": (1, 64),
+    "--workers": (1, 64),
     **{"--" + name.replace("_", "-"): lo_hi for name, lo_hi in CONTROL_RANGES.items()},
 }
 
@@ -163,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=float, default=25.0, help="frame rate of a preset clip (default 25)")
     m.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
     _add_verbosity(m)
+
+    b = sub.add_parser("batch", help="render many jobs from a CSV or JSONL manifest (local pool or Ray)")
+    b.add_argument("manifest", help="CSV or JSONL: image, audio (or motion), output, controls per row (see README)")
+    b.add_argument("-o", "--output", required=True, help="output folder (created if missing); holds results.jsonl")
+    b.add_argument("--workers", type=int, help="local worker processes (default: one per core pair)")
+    b.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray: the cluster at ADDRESS, or a local one when no address is given")
+    b.add_argument("--retry-failed", action="store_true", help="run only the jobs that failed last time")
+    _add_verbosity(b)
     _apply_ranges(ap)
     return ap
 
@@ -206,8 +216,9 @@ def _controls(args):
 class Progress:
     """A one-line progress bar with ETA on a terminal; silent otherwise."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, unit: str = "fps"):
         self.enabled = enabled and sys.stderr.isatty()
+        self.unit = unit
         self.t0 = None
         self.last = 0.0
 
@@ -224,7 +235,7 @@ class Progress:
         rate = done / max(now - self.t0, 1e-6)
         eta = (total - done) / max(rate, 1e-6)
         bar = "#" * int(30 * done / total)
-        sys.stderr.write(f"\r[{bar:<30}] {100 * done / total:5.1f}%  {rate:5.1f} fps  ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
+        sys.stderr.write(f"\r[{bar:<30}] {100 * done / total:5.1f}%  {rate:5.1f} {self.unit}  ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -391,8 +402,32 @@ def cmd_serve(args) -> int:
     return run(args)
 
 
+def cmd_batch(args) -> int:
+    """Exit 0 when every job is done or skipped, 1 when any failed (recorded in results.jsonl)."""
+    from .batching.runner import run_batch
+    bar = Progress(not args.quiet, unit="jobs/s")
+
+    def on_result(r, finished: int, total: int) -> None:
+        if not args.quiet:
+            if bar.enabled:
+                sys.stderr.write("\r\033[K")
+            what = {"done": f"{r.video_s:.1f} s of video in {r.wall_s:.1f} s", "skipped": r.reason,
+                    "failed": r.reason}[r.status]
+            print(f"facecast: {r.status} row {r.row} {r.name}: {what}", file=sys.stderr)
+        bar(finished, total)
+
+    s = run_batch(args.manifest, args.output, engine="local" if args.ray is None else "ray",
+                  address=args.ray or None, workers=args.workers, retry_failed=args.retry_failed,
+                  on_result=on_result)
+    if not args.quiet:
+        print(f"facecast: batch: {s.done} done, {s.skipped} skipped, {s.failed} failed; "
+              f"{s.video_s / 60:.1f} min of video in {s.wall_s / 60:.1f} min ({s.speed:.2f}x real time)",
+              file=sys.stderr)
+    return 1 if s.failed else 0
+
+
 COMMANDS = {"analyze": cmd_analyze, "animate": cmd_animate, "render": cmd_render, "motion": cmd_motion,
-            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve}
+            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch}
 
 
 if __name__ == "__main__":  # pragma: no cover
