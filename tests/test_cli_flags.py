@@ -27,8 +27,10 @@ BASE_ARGS = {
     "demo": ["demo"],
     "motion": ["motion", "a.wav", "-o", "m.json"],
     "eval": ["eval", "lipsync"],
+    "eval real": ["eval", "real", "clip.mp4"],
     "serve": ["serve"],
     "animate": ["animate", "img.jpg", "--preset", "nod", "-o", "o.mp4"],
+    "batch": ["batch", "m.jsonl", "-o", "out"],
 }
 PAIRS = ("--gaze", "--head-offset")
 
@@ -78,7 +80,7 @@ def test_every_numeric_option_of_every_command_has_a_range():
         assert {(cmd, "--size"), (cmd, "--face")} <= found
     assert {("animate", "--seconds"), ("animate", "--fps"), ("demo", "--size"), ("serve", "--port"),
             ("serve", "--size"), ("serve", "--max-sessions"), ("eval lipsync", "--fps"),
-            ("eval lipsync", "--size"), ("eval lipsync", "--face")} <= found
+            ("eval lipsync", "--size"), ("eval lipsync", "--face"), ("batch", "--workers")} <= found
     # the controls' flags use the very ranges Controls checks
     for name, lo_hi in CONTROL_RANGES.items():
         assert OPTION_RANGES["--" + name.replace("_", "-")] == lo_hi
@@ -89,7 +91,7 @@ def test_out_of_range_values_are_one_line_naming_the_range(capsys):
     assert len(cases) >= 25
     for prefix, opt in cases:
         lo, hi = OPTION_RANGES[opt]
-        base = BASE_ARGS[prefix[0]]
+        base = BASE_ARGS.get(" ".join(prefix), BASE_ARGS[prefix[0]])
         for bad in (lo - 1, hi + 1):
             err = parse_error(capsys, base + [opt, value(opt, bad)])
             assert err.startswith(f"facecast: error: {opt}")
