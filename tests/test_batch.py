@@ -58,10 +58,8 @@ def records(outdir):
 
 
 def test_local_pool_runs_skips_and_retries(tmp_path, inputs):
-    (inputs / "sub").mkdir(exist_ok=True)
     manifest = six_jobs(inputs)
     out = tmp_path / "out"
-    (out / "sub").mkdir(parents=True)
     s = facecast.batch(manifest, out, workers=2)
     assert (s.done, s.skipped, s.failed) == (5, 0, 1)
     failed = [r for r in s.results if r.status == "failed"]

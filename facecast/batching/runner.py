@@ -111,6 +111,7 @@ def run_batch(manifest: str | os.PathLike, outdir: str | os.PathLike, engine: st
             if output_complete(j.output):
                 record(JobResult(j.row, j.name, "skipped", "the output is already complete"))
             else:
+                Path(j.output).parent.mkdir(parents=True, exist_ok=True)  # inside OUTDIR (checked)
                 todo.append(j)
         if todo:
             results = run_ray(todo, address) if engine == "ray" else run_local(todo, workers)
