@@ -22,7 +22,7 @@ def emoji_image(char: str) -> np.ndarray:
 def test_emoji_face_animates(tracker):
     rig = build_rig(emoji_image("\U0001F642"), 256, tracker=tracker)
     r = Renderer(rig)
-    still = r.render(MotionFrame())
+    still = r.render(MotionFrame(blendshapes=rig.expression.weights))  # the photo's own expression
     assert np.array_equal(still, rig.image)
     opened = r.render(MotionFrame(blendshapes={"jawOpen": 0.8}))
     turned = r.render(MotionFrame(rotation=[0, 15, 0]))

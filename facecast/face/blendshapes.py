@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import topology as topo
 from ..motion.types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES
+from . import topology as topo
 
 JAW_MAX_DEG = 24.0  # jawOpen = 1 opens the mouth to about half its width
 
@@ -139,7 +139,8 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
         g = _gauss(d2, 0.22) * np.where(sgn * x > -0.05, 1.0, _smoothstep(1 + sgn * x / 0.2))
         g_wide = _gauss(d2, 0.4)
         side_w = _smoothstep(0.5 + sgn * x / (mouth_w * 0.5))   # this side of the face
-        smile = np.stack([sgn * 0.1 * g, -0.1 * g - 0.03 * g_wide * (y < corner[1]), 0.04 * g], 1)
+        # the cheek above the corner lifts too, and with it both lips alike (a smile does not part them)
+        smile = np.stack([sgn * 0.1 * g, -0.1 * g - 0.03 * g_wide * ((y < corner[1]) | lips), 0.04 * g], 1)
         set_(f"mouthSmile{side}", smile)
         set_(f"mouthFrown{side}", np.stack([sgn * 0.02 * g, 0.1 * g, 0 * g], 1))
         set_(f"mouthStretch{side}", np.stack([sgn * 0.12 * g, 0.04 * g, 0.02 * g], 1))

@@ -3,7 +3,9 @@
 `build_rig(image, size=512)` finds the face (largest, or `face_index`), cuts a square portrait
 crop around it, re-runs the 478-point face mesh on the crop, estimates the photo's head pose,
 draws the masks (face, lips, mouth opening, eyes, irises, person) and fills the background
-behind the person once (inpainting), so head motion uncovers plausible background.
+behind the person once (inpainting), so head motion uncovers plausible background. It also fits
+the photo's own expression (`expression.fit_expression`): blendshape weights are absolute (0 = a
+neutral face with closed lips), so the renderer needs to know what the photo shows.
 
 Crop: a square of side `CROP_SCALE` x face size (the larger side of the landmark box, forehead
 to chin), centred on the face and raised by `CROP_RAISE` x face size to keep the hair in view.
@@ -18,6 +20,7 @@ import numpy as np
 from ..errors import FacecastError
 from . import headpose
 from . import topology as topo
+from .expression import PhotoExpression, fit_expression
 from .image_io import load_image
 from .tracking import DetectedFace, FaceTracker
 
@@ -43,6 +46,8 @@ class FaceRig:
     crop_box: (x0, y0, side) of the crop in the original photo's pixels: crop pixel (u, v) shows
         the photo at pixel coordinates (x0 + u * side / size, y0 + v * side / size).
     photo: the whole original image (H, W, 3) uint8, for full-frame paste-back.
+    expression: the photo's own expression (`expression.PhotoExpression`: absolute blendshape
+        weights, and the landmarks of this face at rest).
     """
 
     image: np.ndarray
@@ -57,6 +62,11 @@ class FaceRig:
     photo: np.ndarray
     faces_found: int = 1
     notices: list[str] = field(default_factory=list)
+    expression: PhotoExpression | None = None
+
+    def __post_init__(self):
+        if self.expression is None:
+            self.expression = fit_expression(self.landmarks, self.rotation, self.face_scale)
 
     @property
     def size(self) -> int:
@@ -82,6 +92,7 @@ class FaceRig:
             "head_pose_deg": {k: round(v, 2) for k, v in zip(("pitch", "yaw", "roll"), self.pose)},
             "face_scale_px": round(self.face_scale, 2),
             "mouth_gap": round(self.mouth_gap(), 4),
+            "expression": self.expression.as_dict(),
             "mask_area_fraction": {k: round(float(m.mean()) / 255.0, 5) for k, m in self.masks.items()},
         }
 

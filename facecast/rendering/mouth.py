@@ -251,9 +251,12 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
 
     deformed_lm: (478, 2) final landmark positions (the lips); upper_dst / lower_dst: (3, 2)
     where the upper and lower anchors go (head motion alone / head and jaw); photo_gap: the
-    photo's `topology.lip_gap_px`, so lips closed in the photo stay untouched until they part.
+    photo's `topology.lip_gap_px`, so lips closed in the photo stay untouched until they part (and
+    the photo's own opening, closed by the renderer, shows nothing of the interior: no line of
+    teeth along the seam).
     """
-    visible = 1.0 if mouth.own_teeth else float(np.clip((topo.lip_gap_px(deformed_lm) - photo_gap) / 1.5, 0.0, 1.0))
+    gap = topo.lip_gap_px(deformed_lm)
+    visible = float(np.clip((gap - (0.5 if mouth.own_teeth else photo_gap)) / 1.5, 0.0, 1.0))
     if visible <= 0.0:
         return
     S = frame.shape[0]

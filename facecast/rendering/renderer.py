@@ -2,7 +2,10 @@
 
 How a frame is made (all per-rig set-up is done once in `Renderer.__init__`):
 
-1. Blendshape weights deform the 478 landmarks in 3D (`blendshapes.py`); the head pose
+1. Blendshape weights are absolute (0 = a neutral face with closed lips). The rig knows the
+   photo's own expression (`face.expression`: its weights and the face at rest), and the mesh is
+   deformed from the photo's expression to the target: offsets = rest - photo + basis(target)
+   (`face/blendshapes.py`), so a smiling or open-mouthed photo can close its lips. The head pose
    (rotation about a pivot between the ears, translation, scale) moves the deformed mesh.
 2. The motion of every point of a coarse grid (one node per `grid_step` pixels) follows from the
    mesh: inside the face by barycentric interpolation of the landmark offsets (a sparse matrix
@@ -15,8 +18,10 @@ How a frame is made (all per-rig set-up is done once in `Renderer.__init__`):
 4. Where the person has moved, the background is the inpainted one: at soft edges the photo's
    own mix of person and background is kept, with its background swapped; the eyeballs (`eyes.py`) and the
    mouth interior (`mouth.py`) are drawn inside the deformed lid and lip outlines.
+5. The band around the lips is inverted exactly instead (`lips.py`): lips that close over the
+   photo's teeth stretch over them, with nothing of the opening left, and a seam is shaded.
 
-Zero motion takes a shortcut and returns the crop itself.
+The photo's own expression with no head motion takes a shortcut and returns the crop itself.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from ..face.rig import FaceRig
 from ..motion.types import BLENDSHAPE_INDEX, MotionFrame
 from .blendshapes import BlendshapeBasis
 from .eyes import build_eyes, composite_eye
+from .lips import BandMap, LipBand, uncross
 from .mouth import build_mouth, composite_mouth
 
 FIXED_POINT_ITERATIONS = 4
@@ -65,6 +71,20 @@ class Renderer:
         self.eyes = build_eyes(rig)
         self.mouth = build_mouth(rig)
         self.photo_gap = topo.lip_gap_px(rig.landmarks)
+        self.lips = LipBand.from_rig(rig)
+        # the photo's own expression: its weights, and the offsets that take the photo to rest
+        expr = rig.expression
+        self.photo_weights = expr.weights.astype(np.float32)
+        self._photo_deform = self.basis.deform(self.photo_weights)
+        self._closure = (expr.rest_landmarks - rig.landmarks + self._photo_deform).astype(np.float32)
+        # how far each shape opens the lips (mean over the facing pairs, px per unit weight): the
+        # direct closure of what the model leaves open fades out as the target opens like the photo
+        pairs = topo.LIP_GAP_PAIRS
+        down = rig.rotation[:, 1].astype(np.float32)
+        self._gap_rate = ((self.basis.deltas[:, pairs[:, 1]] - self.basis.deltas[:, pairs[:, 0]]) @ down).mean(1)
+        self._photo_open = float(self._gap_rate @ self.photo_weights)
+        self._photo_jaw = np.zeros_like(self.photo_weights)
+        self._photo_jaw[JAW_IDS] = self.photo_weights[JAW_IDS]
         self._teeth_depth = float(rig.landmarks[topo.LIPS_INNER, 2].mean())
         self._build_grid()
         self._rgba = np.dstack([rig.image, rig.masks["person"]])
@@ -159,21 +179,42 @@ class Renderer:
         t = np.array([m.translation[0] * self.rig.size, m.translation[1] * self.rig.size, 0.0], np.float32)
         return A, c + t - A @ c
 
+    def expression_offsets(self, weights: np.ndarray) -> np.ndarray:
+        """(478, 3) float32 landmark offsets from the photo to absolute blendshape `weights` (52,):
+        the photo's own weights give exactly zero."""
+        w = np.asarray(weights, np.float32)
+        if np.array_equal(w, self.photo_weights):
+            return np.zeros_like(self._closure)
+        E = self.basis.deform(w) - self._photo_deform
+        # the part of the closure the blendshapes cannot make: full at closed lips, none when the
+        # target opens the lips as far as the photo does
+        if self._photo_open > 1e-3:
+            c = float(np.clip(1.0 - float(self._gap_rate @ w) / self._photo_open, 0.0, 1.0))
+        else:
+            c = 1.0
+        if c > 0.0:
+            E = E + c * self._closure
+        return E
+
     def geometry(self, m: MotionFrame) -> tuple[FrameGeometry, np.ndarray]:
         """Frame landmarks and the (478, 3) expression offsets for a motion frame."""
         lm = self.rig.landmarks
-        E = self.basis.deform(m.blendshapes)
+        E = self.expression_offsets(m.blendshapes)
         A, b = self.head_transform(m)
         jaw_w = np.zeros_like(m.blendshapes)
         jaw_w[JAW_IDS] = m.blendshapes[JAW_IDS]
-        Ej = self.basis.deform(jaw_w)
+        Ej = self.basis.deform(jaw_w) - self.basis.deform(self._photo_jaw)
         # the teeth sit on a plane at the lips' depth: their anchors move as points of that plane
         up, lo = self.mouth.upper_anchors, self.mouth.lower_anchors
         flat = lm[up + lo].copy()
         flat[:, 2] = self._teeth_depth
         flat[3:] += Ej[lo]
         teeth = (flat @ A.T + b)[:, :2]
-        geo = FrameGeometry(((lm + E) @ A.T + b)[:, :2], (lm @ A.T + b)[:, :2], teeth[:3], teeth[3:])
+        rigid = (lm @ A.T + b)[:, :2]
+        deformed = ((lm + E) @ A.T + b)[:, :2]
+        if E.any():
+            deformed = uncross(deformed, (A @ self.rig.rotation[:, 1])[:2])
+        geo = FrameGeometry(deformed, rigid, teeth[:3], teeth[3:])
         return geo, E
 
     def source_map(self, m: MotionFrame, E: np.ndarray) -> np.ndarray | None:
@@ -207,6 +248,10 @@ class Renderer:
         """The frame (S, S, 3) uint8 RGB for one motion frame."""
         geo, E = self.geometry(m)
         smap = self.source_map(m, E)
+        band = None
+        if smap is not None and E.any():
+            band = BandMap(self.lips, geo.landmarks, geo.rigid_landmarks, self.rig.size)
+            band.apply(smap)
         if smap is None:
             frame = self.rig.image.copy()
         else:
@@ -223,6 +268,8 @@ class Renderer:
         for eye in self.eyes:
             composite_eye(frame, eye, m.gaze, geo.rigid_landmarks, geo.landmarks)
         composite_mouth(frame, self.mouth, geo.landmarks, geo.teeth_upper, geo.teeth_lower, self.photo_gap)
+        if band is not None:
+            band.shade(frame)
         return frame
 
 
