@@ -37,7 +37,8 @@ def test_json_schema_fields(tmp_path):
     p = tmp_path / "m.json"
     random_sequence(2).save(p)
     d = json.loads(p.read_text())
-    assert d["format"] == "facecast.motion" and d["version"] == 1 and d["fps"] == 30.0
+    assert d["format"] == "facecast.motion" and d["version"] == 2 and d["fps"] == 30.0
+    assert d["expression"] == "absolute"   # weights: 0 = a neutral face with closed lips
     assert d["blendshape_names"] == list(BLENDSHAPE_NAMES)
     assert set(d["frames"][0]) == {"rotation", "translation", "scale", "gaze", "blendshapes"}
 

@@ -73,7 +73,7 @@ class Articulation:
         target[BI["mouthClose"]] = lips_shut * jaw
         target[BI["mouthPressLeft"]] = target[BI["mouthPressRight"]] = 0.35 * lips_shut * active
         target[BI["mouthPucker"]] = 0.75 * rounding * active * (1 - lips_shut)
-        target[BI["mouthFunnel"]] = 0.55 * rounding * min(1.0, 2 * openness) * active
+        target[BI["mouthFunnel"]] = 0.55 * rounding * min(1.0, 2 * openness) * active * (1 - lips_shut)
         spread = 0.45 * front * (1 - rounding) * active
         target[BI["mouthStretchLeft"]] = target[BI["mouthStretchRight"]] = spread
         target[BI["mouthUpperUpLeft"]] = target[BI["mouthUpperUpRight"]] = 0.25 * fric * active + 0.15 * labiodental

@@ -1,7 +1,8 @@
 """Expression on top of articulation: brows that lift with emphasis, and the emotion controls.
 
 Emotions (happy, sad, angry, surprised, blended) add their blendshapes; `eyeLook*` mirror the gaze
-for exporters (the renderer uses the gaze angles).
+for exporters (the renderer uses the gaze angles). Weights are absolute (0 = a neutral face), so
+`expression_scale` scales the emotions too: 0 gives a neutral face whatever the photo shows.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from .types import BLENDSHAPE_INDEX as BI
 def add_expression(shapes: np.ndarray, emotion, emphasis: float, expression_scale: float) -> None:
     """Add brow emphasis and the emotion's shapes to `shapes` (52,) float64, in place.
     emotion: (4,) intensities of happy, sad, angry, surprised."""
-    h, s_, a_, su = (float(v) for v in emotion)
     es = expression_scale
+    h, s_, a_, su = (float(v) * es for v in emotion)
     shapes[BI["browInnerUp"]] += 0.45 * emphasis * es + 0.7 * s_ + 0.6 * su
     shapes[BI["browOuterUpLeft"]] += 0.3 * emphasis * es + 0.8 * su
     shapes[BI["browOuterUpRight"]] += 0.3 * emphasis * es + 0.8 * su

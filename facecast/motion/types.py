@@ -2,7 +2,7 @@
 
 A `MotionFrame` is one video frame's head pose, facial expression and gaze; a `MotionSequence`
 is a clip of them at a fixed frame rate, stored as arrays. Sequences serialise to JSON
-(`facecast.motion`, version 1) and to CSV with Live Link Face-style columns, and load back
+(`facecast.motion`, version 2) and to CSV with Live Link Face-style columns, and load back
 losslessly (every value is float32; float32 -> decimal -> float32 is exact).
 
 Conventions (the renderer and the re-tracking metrics both follow them):
@@ -12,7 +12,11 @@ Conventions (the renderer and the re-tracking metrics both follow them):
   roll > 0 tilts the head clockwise as seen in the image.
 - translation (x, y) in units of the output crop width; x > 0 right, y > 0 down.
 - scale: head size relative to the photo (head distance); 1.0 = as photographed, > 1 closer.
-- blendshapes: ARKit names, weights in [0, 1]; Left/Right are the subject's own sides.
+- blendshapes: ARKit names, weights in [0, 1]; Left/Right are the subject's own sides. Weights
+  are absolute, as ARKit's are: 0 is a neutral, relaxed face with closed lips, whatever the photo
+  shows (the renderer knows the photo's own expression). `expression = "relative"` marks weights
+  of the old convention (facecast motion files of version 1): 0 = the photo's own expression; the
+  renderer adds the photo's weights to them (`to_absolute`).
 - gaze (yaw, pitch) in degrees relative to the head; yaw > 0 looks towards the viewer's
   right, pitch > 0 looks up.
 """
@@ -52,7 +56,23 @@ NUM_BLENDSHAPES = len(BLENDSHAPE_NAMES)
 BLENDSHAPE_INDEX: dict[str, int] = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
 
 JSON_FORMAT = "facecast.motion"
-JSON_VERSION = 1
+JSON_VERSION = 2
+#: How blendshape weights are meant: "absolute" (0 = a neutral face with closed lips; ARKit's
+#: convention, and facecast's since motion files of version 2) or "relative" (0 = the photo's own
+#: expression: version-1 files).
+EXPRESSIONS = ("absolute", "relative")
+
+
+def _check_expression(expression: str) -> str:
+    if expression not in EXPRESSIONS:
+        raise FacecastError(f"\"expression\" must be one of {', '.join(EXPRESSIONS)}, got {expression!r}")
+    return expression
+
+
+def to_absolute(weights: np.ndarray, photo_weights: np.ndarray) -> np.ndarray:
+    """Relative weights (0 = the photo's expression) -> absolute ones, for a photo whose own
+    expression is `photo_weights` (52,): their sum, clipped to [0, 1] (the blendshapes are linear)."""
+    return np.clip(np.asarray(weights, np.float32) + np.asarray(photo_weights, np.float32), 0.0, 1.0)
 
 
 def blendshape_vector(weights: dict[str, float] | None = None) -> np.ndarray:
@@ -72,8 +92,10 @@ class MotionFrame:
     rotation: (3,) float32 pitch, yaw, roll in degrees.
     translation: (2,) float32 x, y in crop widths.
     scale: float, 1.0 = as photographed.
-    blendshapes: (52,) float32 weights in [0, 1], ordered as `BLENDSHAPE_NAMES`.
+    blendshapes: (52,) float32 weights in [0, 1], ordered as `BLENDSHAPE_NAMES`; absolute
+        (0 = neutral, lips closed) unless `expression` is "relative".
     gaze: (2,) float32 yaw, pitch in degrees.
+    expression: "absolute" or "relative" (see the module docstring).
     """
 
     rotation: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
@@ -81,6 +103,7 @@ class MotionFrame:
     scale: float = 1.0
     blendshapes: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BLENDSHAPES, np.float32))
     gaze: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    expression: str = "absolute"
 
     def __post_init__(self):
         self.rotation = np.asarray(self.rotation, np.float32).reshape(3)
@@ -90,6 +113,7 @@ class MotionFrame:
         self.blendshapes = blendshape_vector(bs) if isinstance(bs, dict) else \
             np.asarray(bs, np.float32).reshape(NUM_BLENDSHAPES)
         self.gaze = np.asarray(self.gaze, np.float32).reshape(2)
+        _check_expression(self.expression)
 
     def weight(self, name: str) -> float:
         return float(self.blendshapes[BLENDSHAPE_INDEX[name]])
@@ -103,11 +127,13 @@ class MotionSequence:
     """A clip of motion frames at `fps`, stored as arrays of T frames.
 
     rotation (T, 3), translation (T, 2), scale (T,), blendshapes (T, 52), gaze (T, 2);
-    all float32.
+    all float32. expression: how the blendshape weights are meant, "absolute" (0 = neutral, lips
+    closed) or "relative" (0 = the photo's expression; old version-1 files).
     """
 
-    def __init__(self, fps: float, rotation, translation, scale, blendshapes, gaze):
+    def __init__(self, fps: float, rotation, translation, scale, blendshapes, gaze, expression: str = "absolute"):
         self.fps = float(fps)
+        self.expression = _check_expression(expression)
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise FacecastError(f"motion frame rate must be positive, got {fps}")
         self.rotation = np.asarray(rotation, np.float32).reshape(-1, 3)
@@ -125,7 +151,7 @@ class MotionSequence:
 
     def __getitem__(self, i: int) -> MotionFrame:
         return MotionFrame(self.rotation[i], self.translation[i], self.scale[i],
-                           self.blendshapes[i], self.gaze[i])
+                           self.blendshapes[i], self.gaze[i], self.expression)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -134,14 +160,26 @@ class MotionSequence:
     def duration(self) -> float:
         return len(self) / self.fps
 
+    def to_absolute(self, photo_weights: np.ndarray) -> "MotionSequence":
+        """This clip with absolute weights, for a photo whose own expression is `photo_weights`
+        (52,) (`FaceRig.expression.weights`); itself when already absolute."""
+        if self.expression == "absolute":
+            return self
+        return MotionSequence(self.fps, self.rotation, self.translation, self.scale,
+                              to_absolute(self.blendshapes, photo_weights), self.gaze)
+
     @classmethod
     def from_frames(cls, frames: list[MotionFrame], fps: float) -> "MotionSequence":
+        kinds = {f.expression for f in frames}
+        if len(kinds) > 1:
+            raise FacecastError("motion frames mix absolute and relative blendshape weights")
         return cls(fps,
                    np.array([f.rotation for f in frames], np.float32).reshape(-1, 3),
                    np.array([f.translation for f in frames], np.float32).reshape(-1, 2),
                    np.array([f.scale for f in frames], np.float32),
                    np.array([f.blendshapes for f in frames], np.float32).reshape(-1, NUM_BLENDSHAPES),
-                   np.array([f.gaze for f in frames], np.float32).reshape(-1, 2))
+                   np.array([f.gaze for f in frames], np.float32).reshape(-1, 2),
+                   kinds.pop() if kinds else "absolute")
 
     @classmethod
     def neutral(cls, n: int, fps: float = 25.0) -> "MotionSequence":
@@ -149,7 +187,7 @@ class MotionSequence:
                    np.zeros((n, 2)))
 
     def equals(self, other: "MotionSequence") -> bool:
-        return (self.fps == other.fps and len(self) == len(other) and all(
+        return (self.fps == other.fps and len(self) == len(other) and self.expression == other.expression and all(
             np.array_equal(getattr(self, k), getattr(other, k))
             for k in ("rotation", "translation", "scale", "blendshapes", "gaze")))
 
@@ -164,15 +202,25 @@ class MotionSequence:
                 "gaze": [float(v) for v in self.gaze[i]],
                 "blendshapes": [float(v) for v in self.blendshapes[i]],
             })
-        return {"format": JSON_FORMAT, "version": JSON_VERSION, "fps": self.fps,
+        return {"format": JSON_FORMAT, "version": JSON_VERSION, "expression": self.expression, "fps": self.fps,
                 "blendshape_names": list(BLENDSHAPE_NAMES), "frames": frames}
 
     @classmethod
     def from_json_dict(cls, d: dict) -> "MotionSequence":
         if not isinstance(d, dict) or d.get("format") != JSON_FORMAT:
             raise FacecastError(f"not a facecast motion file (expected \"format\": \"{JSON_FORMAT}\")")
-        if d.get("version") != JSON_VERSION:
-            raise FacecastError(f"unsupported motion file version {d.get('version')!r}")
+        version = d.get("version")
+        if version == 1:
+            # version 1 meant weights relative to the photo (0 = the photo's own expression)
+            expression = "relative"
+        elif version == JSON_VERSION:
+            expression = d.get("expression", "absolute")
+            if expression not in EXPRESSIONS:
+                raise FacecastError(f"malformed motion file: \"expression\" must be one of "
+                                    f"{', '.join(EXPRESSIONS)}, got {expression!r}")
+        else:
+            raise FacecastError(f"unsupported motion file version {version!r}; this facecast reads "
+                                f"versions 1 (weights relative to the photo) and {JSON_VERSION}")
         names = d.get("blendshape_names", list(BLENDSHAPE_NAMES))
         try:
             order = [BLENDSHAPE_INDEX[n] for n in names]
@@ -186,7 +234,8 @@ class MotionSequence:
                        [f.get("translation", [0, 0]) for f in frames] or np.zeros((0, 2)),
                        [f.get("scale", 1.0) for f in frames],
                        bs,
-                       [f.get("gaze", [0, 0]) for f in frames] or np.zeros((0, 2)))
+                       [f.get("gaze", [0, 0]) for f in frames] or np.zeros((0, 2)),
+                       expression)
         except (KeyError, TypeError, ValueError) as e:
             raise FacecastError(f"malformed motion file: {e}") from None
 
@@ -199,6 +248,9 @@ class MotionSequence:
                    "HeadX", "HeadY", "HeadScale", "Time"])
 
     def to_csv_text(self) -> str:
+        if self.expression != "absolute":
+            raise FacecastError("CSV holds ARKit's absolute blendshape weights; this motion's weights are relative "
+                                "to a photo: convert it with to_absolute(photo weights) first, or save it as .json")
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.csv_header())

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from ..face import topology as topo
 from ..face.headpose import euler_to_matrix
 from ..face.rig import FaceRig
-from ..motion.types import BLENDSHAPE_INDEX, MotionFrame
+from ..motion.types import BLENDSHAPE_INDEX, MotionFrame, to_absolute
 from .blendshapes import BlendshapeBasis
 from .eyes import build_eyes, composite_eye
 from .lips import BandMap, LipBand, uncross
@@ -199,10 +199,11 @@ class Renderer:
     def geometry(self, m: MotionFrame) -> tuple[FrameGeometry, np.ndarray]:
         """Frame landmarks and the (478, 3) expression offsets for a motion frame."""
         lm = self.rig.landmarks
-        E = self.expression_offsets(m.blendshapes)
+        weights = m.blendshapes if m.expression == "absolute" else to_absolute(m.blendshapes, self.photo_weights)
+        E = self.expression_offsets(weights)
         A, b = self.head_transform(m)
-        jaw_w = np.zeros_like(m.blendshapes)
-        jaw_w[JAW_IDS] = m.blendshapes[JAW_IDS]
+        jaw_w = np.zeros_like(weights)
+        jaw_w[JAW_IDS] = weights[JAW_IDS]
         Ej = self.basis.deform(jaw_w) - self.basis.deform(self._photo_jaw)
         # the teeth sit on a plane at the lips' depth: their anchors move as points of that plane
         up, lo = self.mouth.upper_anchors, self.mouth.lower_anchors
