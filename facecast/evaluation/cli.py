@@ -100,7 +100,7 @@ def _mark(rep: LipSyncReport, name: str) -> str:
 
 
 _COLUMNS = [("clip", 8), ("dur s", 6), ("bilabial closed", 15), ("open vowel open", 15),
-            ("silence closed", 15), ("lag ms", 7), ("head dP", 8), ("blink/min", 9)]
+            ("silence closed", 15), ("lag ms", 8), ("head dP", 8), ("blink/min", 9)]
 
 
 def format_table(reports: list[LipSyncReport], overall: LipSyncReport) -> str:
@@ -129,7 +129,7 @@ def format_table(reports: list[LipSyncReport], overall: LipSyncReport) -> str:
     head = line([t for t, _ in _COLUMNS], blank)
     rule = "-" * len(head)
     targets = line(["target", "", target_text("bilabial_closure_rate"), target_text("open_vowel_rate"),
-                    target_text("silence_closed_rate"), "+-40", target_text("head_dp"),
+                    target_text("silence_closed_rate"), target_text("lag_ms"), target_text("head_dp"),
                     target_text("blink_rate_per_min")], blank)
     return "\n".join([head, rule] + [row(r) for r in reports] + [rule, row(overall), targets])
 

@@ -1,6 +1,8 @@
 """Eye motion: blinks and gaze.
 
-Blinks are a seeded renewal process at `blink_rate` per minute, more likely at phrase ends; small
+Blinks are a seeded renewal process at `blink_rate` per minute at rest and `TALK_BLINK_FACTOR`
+times that while talking (people blink about 17 times a minute at rest and 20-26 while talking;
+re-tracked real talking clips agree), with an extra chance of a blink at phrase ends. Small
 saccades wander around the commanded gaze (more looking away while talking); the eyes partly
 counter-rotate against head turns.
 """
@@ -12,6 +14,9 @@ from .controls import Controls
 from .prosody import Prosody
 
 BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.07, 0.04, 0.14
+TALK_BLINK_FACTOR = 1.2       # blink rate while talking, relative to `blink_rate` (17 -> 20 / min)
+BLINK_GAMMA_SHAPE = 3.0       # intervals: gamma distributed, coefficient of variation 1 / sqrt(3)
+BLINK_REFRACTORY_S = 1.0      # no blink sooner than this after the last one
 
 
 def blink_profile(bt: float) -> float:
@@ -31,26 +36,32 @@ class EyeMotion:
     """Blink timing and saccades; `step` advances one frame."""
 
     def __init__(self, rng: np.random.Generator):
-        self.next_blink = float(rng.uniform(0.6, 2.5))
+        # the blink clock counts mean blink intervals (rate x time, the rate following talking);
+        # a blink comes when it reaches `next_blink`, a gamma draw of mean 1. The first is drawn
+        # as if the clip started at a random moment of an ongoing blink process (a random point
+        # of a length-biased interval), so short clips blink at the same rate as long ones.
+        self.clock = 0.0
+        self.next_blink = float(rng.gamma(BLINK_GAMMA_SHAPE + 1.0, 1.0 / BLINK_GAMMA_SHAPE) * rng.uniform())
         self.blink_t = -10.0              # start time of the current blink
         self.next_saccade = float(rng.uniform(0.3, 1.5))
         self.saccade = np.zeros(2)
         self.offset = np.zeros(2)         # smoothed saccade offset, degrees
         self.was_speaking = False
 
-    def step(self, t: float, prosody: Prosody, c: Controls, rotation: np.ndarray,
+    def step(self, t: float, dt: float, prosody: Prosody, c: Controls, rotation: np.ndarray,
              rng: np.random.Generator) -> tuple[float, np.ndarray]:
         """Returns blink 0..1 and gaze (2,) float64 yaw, pitch in degrees relative to the head."""
-        rate = max(c.blink_rate, 1e-3)
+        rate = max(c.blink_rate, 0.0) * (1.0 + (TALK_BLINK_FACTOR - 1.0) * prosody.talk)
+        self.clock += rate / 60.0 * dt
         if prosody.speaking:
             self.was_speaking = True
         phrase_end = self.was_speaking and prosody.silent_for > 0.15
         u = rng.random()
-        if t - self.blink_t > 1.0:
-            if t >= self.next_blink or (phrase_end and u < 0.5 and t - self.blink_t > 2.0):
+        if t - self.blink_t > BLINK_REFRACTORY_S:
+            if self.clock >= self.next_blink or (phrase_end and u < 0.5 and t - self.blink_t > 2.0):
                 self.blink_t = t
-                mean = 60.0 / rate
-                self.next_blink = t + max(1.2, float(rng.gamma(3.0, mean / 3.0)))
+                self.clock = 0.0
+                self.next_blink = float(rng.gamma(BLINK_GAMMA_SHAPE, 1.0 / BLINK_GAMMA_SHAPE))
                 self.was_speaking = False if phrase_end else self.was_speaking
             elif phrase_end and u >= 0.5:
                 self.was_speaking = False

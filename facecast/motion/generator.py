@@ -32,9 +32,21 @@ from .types import BLENDSHAPE_INDEX as BI
 from .types import NUM_BLENDSHAPES, MotionSequence
 
 DEFAULT_LOOKAHEAD_S = 0.12
-DEFAULT_LIP_LEAD_S = 0.0
+#: How far the lips run ahead of the sound. Real speakers' mouths move 40-80 ms before the sound
+#: they make (the lips part before a vowel is heard, the jaw starts to drop during the consonant
+#: before it); re-tracked real talking clips put facecast's mouth closest to the real one with
+#: about this lead (`facecast eval real`, best lag). A generator whose look-ahead is too short for
+#: it (the live mode's) uses what the look-ahead allows: `default_lip_lead`.
+DEFAULT_LIP_LEAD_S = 0.04
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
             "closure", "burst", "speech")
+
+
+def default_lip_lead(lookahead_s: float, fps: float) -> float:
+    """`DEFAULT_LIP_LEAD_S`, or less when the look-ahead cannot hold it: a frame's lip window
+    (half a frame either side of time + lead) must lie within the look-ahead. The live mode's
+    50 ms at 25 fps gives 30 ms."""
+    return max(0.0, min(DEFAULT_LIP_LEAD_S, lookahead_s - 0.5 / fps))
 
 
 class MotionGenerator:
@@ -42,14 +54,17 @@ class MotionGenerator:
 
     fps: output frame rate; controls: a `Controls` or a keyframed `ControlTrack`;
     lookahead_s: how far past a frame's time its inputs may reach (latency of the live mode);
-    lip_lead_s: how much the lips anticipate the sound (<= lookahead_s - 0.03).
+    lip_lead_s: how much the lips anticipate the sound (<= lookahead_s minus half a frame);
+    None: `default_lip_lead(lookahead_s, fps)`.
     """
 
     def __init__(self, fps: float = 25.0, controls: Controls | ControlTrack | None = None,
-                 lookahead_s: float = DEFAULT_LOOKAHEAD_S, lip_lead_s: float = DEFAULT_LIP_LEAD_S,
+                 lookahead_s: float = DEFAULT_LOOKAHEAD_S, lip_lead_s: float | None = None,
                  sample_rate: int = SAMPLE_RATE):
         if sample_rate != SAMPLE_RATE:
             raise ValueError("MotionGenerator takes 16 kHz audio; resample with facecast.audio first")
+        if lip_lead_s is None:
+            lip_lead_s = default_lip_lead(lookahead_s, fps)
         if not 0.0 <= lip_lead_s <= lookahead_s - 0.5 / fps + 1e-9:
             raise ValueError("lip_lead_s must be between 0 and lookahead_s minus half a frame")
         self.fps = float(fps)
@@ -147,8 +162,8 @@ class MotionGenerator:
         shapes = self.articulation.step(self._window(t + self.lip_lead_s),
                                         self._window(t + self.lip_lead_s, self.dip_reach_s), c.expression_scale, dt)
         self.prosody.step(self._window(t), dt, self.rng)
-        rot, translation, scale = self.head.step(t, dt, self.prosody, c)
-        blink, gaze = self.eyes.step(t, self.prosody, c, rot, self.rng)
+        rot, translation, scale = self.head.step(t, dt, self.prosody, c, self.rng)
+        blink, gaze = self.eyes.step(t, dt, self.prosody, c, rot, self.rng)
         shapes[BI["eyeBlinkLeft"]] = shapes[BI["eyeBlinkRight"]] = blink
         add_expression(shapes, c.emotion, self.prosody.emph, c.expression_scale)
         mirror_gaze(shapes, gaze)
