@@ -7,6 +7,7 @@
     facecast analyze IMAGE -o overlay.png [--json]
     facecast serve [IMAGE] [--host 127.0.0.1] [--port 8000]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
+    facecast verify VIDEO|IMAGE [--json]
 
 User errors print one line `facecast: error: ...` and exit with code 2, bad arguments included
 (`FacecastParser`); every numeric option is checked against its range in `OPTION_RANGES`.
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
     r.add_argument("--save-motion", help="also write the generated motion (.json or .csv)")
     _add_control_args(r)
+    _add_provenance_args(r)
     _add_verbosity(r)
 
     d = sub.add_parser("demo", help="render the bundled sample: Grace Hopper speaking an eSpeak NG sentence")
@@ -139,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--text", default=DEMO_TEXT, help="what she says")
     d.add_argument("--voice", default="en", help="eSpeak NG voice, e.g. en, es, de, fr")
     d.add_argument("--size", type=int, default=512, help="output size (default 512)")
+    _add_provenance_args(d)
     _add_verbosity(d)
 
     mo = sub.add_parser("motion", help="speech -> motion file (ARKit blendshapes + head pose) for other tools")
@@ -163,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seconds", type=float, default=4.0, help="length of a preset clip (default 4)")
     m.add_argument("--fps", type=float, default=25.0, help="frame rate of a preset clip (default 25)")
     m.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
+    _add_provenance_args(m)
     _add_verbosity(m)
+
+    v = sub.add_parser("verify", help="is this a facecast video? the invisible watermark, container tags, C2PA")
+    v.add_argument("file", metavar="VIDEO|IMAGE", help="a video (mp4, webm, mov, mkv, ...) or an image (a frame)")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
 
     b = sub.add_parser("batch", help="render many jobs from a CSV or JSONL manifest (local pool or Ray)")
     b.add_argument("manifest", help="CSV or JSONL: image, audio (or motion), output, controls per row (see README)")
@@ -175,6 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(b)
     _apply_ranges(ap)
     return ap
+
+
+def _add_provenance_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("provenance (see README: Responsible use)")
+    g.add_argument("--no-watermark", action="store_true",
+                   help="leave out the invisible watermark that marks every frame as made by facecast "
+                        "(for research on unmarked output; the container still says it is synthetic)")
+    g.add_argument("--sign", nargs=2, metavar=("CERT", "KEY"),
+                   help="add a C2PA manifest signed with this certificate chain and private key (PEM); "
+                        "needs facecast[c2pa]; .mp4 and .mov")
+
+
+def _provenance(args, out) -> dict:
+    """Check --sign before rendering and print --no-watermark's notice; the Animator/render keywords."""
+    sign = getattr(args, "sign", None)
+    if sign:
+        from .provenance.metadata import check_signing
+        check_signing(*sign, out)
+    if getattr(args, "no_watermark", False):
+        print("facecast: notice: --no-watermark: the frames carry no watermark; label this video as "
+              "synthetic yourself", file=sys.stderr)
+    return {"sign": tuple(sign) if sign else None}
 
 
 def _add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -329,8 +359,9 @@ def cmd_animate(args) -> int:
         raise FacecastError("the motion has no frames")
     if args.audio:
         load_audio_info(args.audio)  # fail early on bad audio, before building the rig
-    anim = Animator(args.image, rig=_rig(args), full_frame=args.full_frame)
-    res = anim.animate(motion, out, audio=args.audio, progress=Progress(not args.quiet))
+    writer_kw = _provenance(args, out)
+    anim = Animator(args.image, rig=_rig(args), full_frame=args.full_frame, watermark=not args.no_watermark)
+    res = anim.animate(motion, out, audio=args.audio, progress=Progress(not args.quiet), **writer_kw)
     if not args.quiet:
         print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s)", file=sys.stderr)
     return 0
@@ -346,12 +377,13 @@ def cmd_render(args) -> int:
     out = check_output_path(args.output, [args.image, args.audio])
     controls = _controls(args)
     load_audio_info(args.audio)  # fail early on bad audio, before building the rig
+    writer_kw = _provenance(args, out)
     rig = _rig(args)
-    anim = Animator(args.image, rig=rig, full_frame=args.full_frame)
+    anim = Animator(args.image, rig=rig, full_frame=args.full_frame, watermark=not args.no_watermark)
     if args.verbose:
         print(f"facecast: rig {json.dumps(rig.summary())}", file=sys.stderr)
     res = anim.render(args.audio, out, fps=args.fps, controls=controls, save_motion=args.save_motion,
-                      progress=Progress(not args.quiet))
+                      progress=Progress(not args.quiet), **writer_kw)
     if not args.quiet:
         total = time.perf_counter() - t0
         print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s of video, "
@@ -372,7 +404,9 @@ def cmd_demo(args) -> int:
         wav = Path(d) / "demo.wav"
         save_wav(wav, audio, sr)
         ns = build_parser().parse_args(["render", photo, str(wav), "-o", args.output, "--size", str(args.size)]
-                                       + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else []))
+                                       + (["--quiet"] if args.quiet else []) + (["--verbose"] if args.verbose else [])
+                                       + (["--no-watermark"] if args.no_watermark else [])
+                                       + (["--sign", *args.sign] if args.sign else []))
         return cmd_render(ns)
 
 
@@ -390,6 +424,14 @@ def cmd_motion(args) -> int:
     if not args.quiet:
         print(f"facecast: wrote {args.output} ({len(motion)} frames at {args.fps:g} fps)", file=sys.stderr)
     return 0
+
+
+def cmd_verify(args) -> int:
+    """Exit 0 when the watermark is found, 1 when not; a file it cannot read is a user error (2)."""
+    from .provenance.verify import summary, verify
+    report = verify(args.file)
+    print(json.dumps(report, indent=2) if args.json else summary(report))
+    return 0 if report["found"] else 1
 
 
 def cmd_eval(args) -> int:
@@ -427,7 +469,7 @@ def cmd_batch(args) -> int:
 
 
 COMMANDS = {"analyze": cmd_analyze, "animate": cmd_animate, "render": cmd_render, "motion": cmd_motion,
-            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch}
+            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch, "verify": cmd_verify}
 
 
 if __name__ == "__main__":  # pragma: no cover

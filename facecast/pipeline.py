@@ -27,6 +27,8 @@ from .motion.generator import (
 )
 from .motion.presets import FPS_RANGE
 from .motion.types import MotionFrame, MotionSequence
+from .provenance.metadata import container_tags
+from .provenance.watermark import Watermark
 from .rendering.renderer import FullFramePaster, Renderer
 from .video import VideoWriter, check_output_path
 
@@ -46,6 +48,7 @@ class RenderResult:
     fps: float
     wall_s: float
     motion: MotionSequence | None = None
+    video_id: str | None = None       # the id in the video's watermark (None: unmarked)
 
 
 class FrameStream:
@@ -53,16 +56,19 @@ class FrameStream:
 
     `push` / `flush` generate and render every frame. A real-time consumer that may skip frames
     (the live server) uses `push_motion` / `flush_motion` and renders the frames it keeps with
-    `frame`. `set_controls` changes the controls mid-stream with a short glide.
+    `frame`. `set_controls` changes the controls mid-stream with a short glide. Every frame
+    carries the stream's own watermark (`mark`, a new video id per stream), unless the animator
+    was made with `watermark=False`.
     """
 
-    def __init__(self, animator: "Animator", generator: MotionGenerator):
+    def __init__(self, animator: "Animator", generator: MotionGenerator, mark: Watermark | None = None):
         self.animator = animator
         self.generator = generator
+        self.mark = mark
         self.frames_out = 0           # motion frames generated so far
 
     def _frames(self, motion: MotionSequence) -> list[tuple[MotionFrame, np.ndarray]]:
-        return [(m, self.animator.frame(m)) for m in motion]
+        return [(m, self.animator.frame(m, self.mark)) for m in motion]
 
     def push_motion(self, samples: np.ndarray) -> MotionSequence:
         """16 kHz mono float32 audio in; the motion frames that became ready out."""
@@ -78,7 +84,7 @@ class FrameStream:
 
     def frame(self, m: MotionFrame) -> np.ndarray:
         """Render one motion frame: (H, W, 3) uint8 RGB."""
-        return self.animator.frame(m)
+        return self.animator.frame(m, self.mark)
 
     def push(self, samples: np.ndarray) -> list[tuple[MotionFrame, np.ndarray]]:
         """16 kHz mono float32 audio in; the frames that became ready out."""
@@ -102,13 +108,22 @@ class Animator:
 
     image: path or array; size: crop size 256-1024; face: which face (0 = largest);
     full_frame: paste the animated crop back into the whole photo.
+    watermark: mark every frame as made by facecast (`facecast.provenance`); each render, animate
+    and stream gets a new random video id. Only the CLI's `--no-watermark` turns it off.
     """
 
-    def __init__(self, image, size: int = 512, face: int = 0, full_frame: bool = False, rig: FaceRig | None = None):
+    def __init__(self, image, size: int = 512, face: int = 0, full_frame: bool = False, rig: FaceRig | None = None,
+                 watermark: bool = True):
         self.source = image
         self.rig = rig or build_rig(image, size=size, face_index=face)
         self.renderer = Renderer(self.rig)
         self.paster = FullFramePaster(self.rig) if full_frame else None
+        self.watermark = watermark
+        self.mark = self.new_mark()           # for frames asked for one by one (`frame`)
+
+    def new_mark(self) -> Watermark | None:
+        """A watermark with a new random video id (None when this animator does not mark)."""
+        return Watermark() if self.watermark else None
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -117,24 +132,31 @@ class Animator:
             return self.paster.shape[1], self.paster.shape[0]
         return self.rig.size, self.rig.size
 
-    def frame(self, m: MotionFrame) -> np.ndarray:
+    def frame(self, m: MotionFrame, mark: Watermark | None = None) -> np.ndarray:
+        """Render one motion frame, watermarked with `mark` (default: this animator's own mark).
+        Every frame of every path (render, animate, stream, live, HTTP) is made here."""
         f = self.renderer.render(m)
-        return self.paster.paste(f) if self.paster else f
+        f = self.paster.paste(f) if self.paster else f
+        mark = mark or self.mark
+        return mark.apply(f) if mark is not None else f
 
-    def stream(self, controls: Controls | ControlTrack | None = None, fps: float = 25.0, **kw) -> FrameStream:
-        """A live stream: push 16 kHz audio chunks, get (MotionFrame, frame) pairs as they are ready."""
-        return FrameStream(self, MotionGenerator(fps, controls, **kw))
+    def stream(self, controls: Controls | ControlTrack | None = None, fps: float = 25.0,
+               mark: Watermark | None = None, **kw) -> FrameStream:
+        """A live stream: push 16 kHz audio chunks, get (MotionFrame, frame) pairs as they are ready.
+        mark: the stream's watermark (default: a new one, with a new video id)."""
+        return FrameStream(self, MotionGenerator(fps, controls, **kw), mark or self.new_mark())
 
     def render(self, audio, output: str | os.PathLike, fps: float = 25.0,
                controls: Controls | ControlTrack | None = None, save_motion: str | os.PathLike | None = None,
                progress: Callable[[int, int], None] | None = None, lookahead_s: float = DEFAULT_LOOKAHEAD_S,
-               **writer_kw) -> RenderResult:
+               mark: Watermark | None = None, **writer_kw) -> RenderResult:
         """Render `audio` (a file path, or 16 kHz mono float32 samples) to `output`.
 
         output: .mp4 (H.264 + AAC), .webm (VP9 + Opus), .mov, .mkv, or a folder for PNG frames.
         save_motion: also write the motion (.json or .csv). progress(done, total) is called per
         frame; an exception raised by it aborts the render and leaves no file. lookahead_s: the
-        generator's look-ahead (the live mode uses a shorter one).
+        generator's look-ahead (the live mode uses a shorter one). mark: the video's watermark
+        (default: a new one, with a new video id). writer_kw go to `VideoWriter` (e.g. `sign`).
         """
         if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             raise FacecastError(range_message("fps", *FPS_RANGE, fps))
@@ -166,13 +188,14 @@ class Animator:
             yield gen.flush()
 
         res = self._write(out, fps, motion_chunks(), max(1, int(round(duration * fps))), mux, mux_rate,
-                          progress, keep, writer_kw)
+                          progress, keep, writer_kw, mark)
         if save_motion is not None:
             res.motion.save(save_motion)
         return res
 
     def animate(self, motion: MotionSequence, output: str | os.PathLike, audio=None,
-                progress: Callable[[int, int], None] | None = None, **writer_kw) -> RenderResult:
+                progress: Callable[[int, int], None] | None = None, mark: Watermark | None = None,
+                **writer_kw) -> RenderResult:
         """Render a given motion (a motion file, a preset, a capture) to `output` at its frame
         rate, with `audio` (a file path; optional) muxed, trimmed or padded to the motion's length."""
         if len(motion) == 0:
@@ -182,14 +205,18 @@ class Animator:
             load_audio_info(audio)  # fail early on bad audio
         mux = iter_audio(audio, MUX_RATE) if audio is not None else None
         return self._write(out, motion.fps, iter([motion]), len(motion), mux, MUX_RATE if mux else None,
-                           progress, None, writer_kw)
+                           progress, None, writer_kw, mark)
 
     def _write(self, out: Path, fps: float, motion_chunks, total: int, mux, mux_rate: int | None,
-               progress, keep: list | None, writer_kw: dict) -> RenderResult:
+               progress, keep: list | None, writer_kw: dict, mark: Watermark | None = None) -> RenderResult:
         """Render motion chunks to `out`, muxing audio chunks from `mux` (at `mux_rate`) in step,
-        `MUX_AHEAD_S` ahead of the frames; the track is trimmed or padded to the video's length."""
+        `MUX_AHEAD_S` ahead of the frames; the track is trimmed or padded to the video's length.
+        Every frame carries `mark` (a new one by default) and the container says it is synthetic."""
         t0 = time.perf_counter()
         muxed = 0
+        mark = mark or self.new_mark()
+        payload = mark.payload if mark else None
+        writer_kw = {"metadata": container_tags(payload), "sign_payload": payload, **writer_kw}
         with VideoWriter(out, fps, self.frame_size, audio_rate=mux_rate, **writer_kw) as vw:
 
             def feed(upto_s: float) -> None:
@@ -208,7 +235,7 @@ class Animator:
                 if keep is not None and len(motion):
                     keep.append(motion)
                 for m in motion:
-                    vw.write(self.frame(m))
+                    vw.write(self.frame(m, mark))
                     if mux is not None:
                         feed(vw.frames_written / fps + MUX_AHEAD_S)
                     if progress:
@@ -218,7 +245,8 @@ class Animator:
                 total = max(total, frames)
                 feed(frames / fps)  # the rest; the writer pads or trims it to the video's length
         motion = concat_motion(keep, fps) if keep is not None else None
-        return RenderResult(out, frames, frames / fps, fps, time.perf_counter() - t0, motion)
+        return RenderResult(out, frames, frames / fps, fps, time.perf_counter() - t0, motion,
+                            mark.video_id if mark else None)
 
 
 def render(image, audio, output: str | os.PathLike, *, size: int = 512, face: int = 0, fps: float = 25.0,

@@ -54,11 +54,18 @@ class VideoWriter:
     audio_rate: sample rate of the mono float32 audio given to `write_audio` (None: no audio
     track). Audio is streamed too; at the end it is trimmed or padded to the video's length, so
     the two stay in sync to the sample. A PNG folder gets no audio.
+    metadata: container tags (`provenance.metadata.container_tags`: the video says it is synthetic);
+    mp4/mov keep any key (`use_metadata_tags`). sign: (certificate, key) PEM paths: the finished file
+    gets a signed C2PA manifest (`provenance.metadata.sign_file`; mp4/mov), before it is renamed
+    into place; sign_payload: the watermark payload the manifest names.
     """
 
     def __init__(self, output: str | os.PathLike, fps: float, size: int | tuple[int, int],
-                 audio_rate: int | None = None, crf: int = 20, preset: str = "veryfast", threads: int = 0):
+                 audio_rate: int | None = None, crf: int = 20, preset: str = "veryfast", threads: int = 0,
+                 metadata: dict[str, str] | None = None, sign: tuple[str, str] | None = None, sign_payload=None):
         self.output = Path(output)
+        self.metadata = dict(metadata or {})
+        self.sign, self.sign_payload = sign, sign_payload
         self.fps = fps
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.audio_rate = int(audio_rate) if audio_rate else None
@@ -107,8 +114,9 @@ class VideoWriter:
     def _open_container(self, ext: str) -> None:
         import av
         fmt, vcodec, acodec = VIDEO_EXTS[ext]
-        opts = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        opts = {"movflags": "+faststart+use_metadata_tags"} if fmt in ("mp4", "mov") else {}
         self._container = av.open(str(self._out.path), mode="w", format=fmt, options=opts)
+        self._container.metadata.update(self.metadata)
         rate = Fraction(self.fps).limit_denominator(1001)
         vs = self._container.add_stream(vcodec, rate=rate)
         vs.width, vs.height = self.size
@@ -220,8 +228,20 @@ class VideoWriter:
             self._container = None
         if self.frames_written == 0:
             raise FacecastError("no frames were produced")
+        if self.sign and isinstance(self._out, PendingFile):
+            self._sign()
         self._out.commit()
         self._out = None
+
+    def _sign(self) -> None:
+        """Replace the finished temporary file by a copy with a signed C2PA manifest."""
+        from .provenance.metadata import sign_file
+        signed = PendingFile(self.output)
+        try:
+            sign_file(self._out.path, signed.path, *self.sign, payload=self.sign_payload)
+            os.replace(signed.path, self._out.path)
+        finally:
+            signed.discard()
 
     def _abort(self) -> None:
         if self._worker is not None:
