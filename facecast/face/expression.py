@@ -33,6 +33,7 @@ from scipy.optimize import lsq_linear
 from ..motion.types import BLENDSHAPE_INDEX, NUM_BLENDSHAPES
 from . import topology as topo
 from .blendshapes import BlendshapeBasis
+from .headpose import head_frame
 
 #: The shapes the fit solves for (all others are 0 in a photo's expression).
 FIT_NAMES: tuple[str, ...] = (
@@ -71,7 +72,7 @@ _L_EYE = ([385, 386, 387], [373, 374, 380], (263, 362))
 #: eye-corner distances (eyes: lid gap / eye width). The ranges hold the neutral faces of
 #: Grace Hopper and of real speakers with closed, relaxed lips (several people, frontal video).
 FEATURES: dict[str, tuple[float, float, float]] = {
-    "lift_right": (-0.035, 0.015, 10.0), "lift_left": (-0.035, 0.015, 10.0),
+    "lift_right": (-0.03, -0.005, 10.0), "lift_left": (-0.03, -0.005, 10.0),
     "mouth_width": (0.44, 0.63, 5.0),
     "chin": (0.70, 0.87, 3.0),
     "philtrum": (0.15, 0.23, 4.0),
@@ -121,6 +122,16 @@ def measures(P: np.ndarray) -> dict[str, float]:
     out["brow_outer_right"] = y[159] - float(np.mean(y[topo.RIGHT_BROW_OUTER]))
     out["brow_outer_left"] = y[386] - float(np.mean(y[topo.LEFT_BROW_OUTER]))
     return out
+
+
+def corner_lift(landmarks: np.ndarray) -> float:
+    """How far the mouth corners sit above the lips' middle (`measures`' lift, both sides' mean),
+    in eye-corner distances, in the face's own frame: about 0 for a neutral face, > 0.04 for a
+    broad smile. landmarks (478, 3) of any image (a photo or a re-tracked frame)."""
+    lm = np.asarray(landmarks, np.float64)
+    F = float(np.linalg.norm(lm[topo.LEFT_EYE_CORNERS[0]] - lm[topo.RIGHT_EYE_CORNERS[0]]))
+    m = measures(to_head_frame(lm - lm[[13, 14]].mean(0), head_frame(lm), F))
+    return float((m["lift_right"] + m["lift_left"]) / 2)
 
 
 def _eye_widths(P: np.ndarray) -> dict[str, float]:
@@ -200,13 +211,18 @@ def fit_expression(landmarks: np.ndarray, rotation: np.ndarray, face_scale: floa
 
 CORNER_TOLERANCE = 0.015     # corners this close to the seam's extension stay where the fit put them
 MIN_LIP_THICKNESS = 0.8      # x the photo's lip thickness: the least a lip keeps at rest
+#: The seam's ends (outermost facing pairs) below its middle, head frame, eye-corner distances:
+#: the range of neutral closed mouths (Grace Hopper and real speakers' closed-lip frames).
+SEAM_BEND = (-0.008, 0.02)
 
 
 def close_lips(points: np.ndarray, rotation: np.ndarray, face_scale: float,
                photo: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Make the lips of `points` (478, 3) meet, and keep them lips. Along the face's vertical axis:
 
-    - each facing pair of inner-lip points (`LIP_PAIRS`) moves onto its midpoint: the seam;
+    - each facing pair of inner-lip points (`LIP_PAIRS`) moves onto its midpoint: the seam (these
+      points also across and in depth: the lips meet); the seam's ends are bent back into the
+      range of neutral mouths (`SEAM_BEND`) when they are not;
     - the mouth corners (outer and inner) move onto the seam's extension, when the blendshapes
       left them further than `CORNER_TOLERANCE` from it (an opening whose shape the model's jaw
       does not follow can push a corner above the upper lip);
@@ -218,12 +234,25 @@ def close_lips(points: np.ndarray, rotation: np.ndarray, face_scale: float,
     P = to_head_frame(points, rotation, face_scale)
     Q = to_head_frame(points if photo is None else photo, rotation, face_scale)
     y = P[:, 1].copy()
+    x = P[:, 0].copy()
     up, lo = LIP_PAIRS[:, 0], LIP_PAIRS[:, 1]
     gap = y[lo] - y[up]
     seam = (y[up] + y[lo]) / 2
+    sx = (P[up, 0] + P[lo, 0]) / 2
+    # the seam of a relaxed mouth is nearly straight: bend its ends back into the neutral range
+    # (a broad smile's deep lower lip would otherwise close into a frown)
+    mid = len(seam) // 2
+    for end, idx in ((0, np.arange(0, mid)), (len(seam) - 1, np.arange(mid + 1, len(seam)))):
+        rise = seam[end] - seam[mid]
+        d = float(np.clip(rise, *SEAM_BEND)) - rise
+        if d:
+            seam[idx] += d * ((sx[idx] - sx[mid]) / (sx[end] - sx[mid])) ** 2
     y[up] = seam
     y[lo] = seam
-    sx = (P[up, 0] + P[lo, 0]) / 2
+    x[up] = sx
+    x[lo] = sx
+    z = P[:, 2].copy()
+    z[up] = z[lo] = (P[up, 2] + P[lo, 2]) / 2
     # corners: onto the line through the two outermost seam points of their side
     for (i, j), corners in (((0, 1), (78, 61)), ((-1, -2), (308, 291))):
         slope = (seam[i] - seam[j]) / (sx[i] - sx[j]) if abs(sx[i] - sx[j]) > 1e-6 else 0.0
@@ -245,7 +274,9 @@ def close_lips(points: np.ndarray, rotation: np.ndarray, face_scale: float,
         # at least `thick` away from the seam, on the lip's own side
         y[outer] = s_at + sign * np.maximum(sign * (y[outer] - s_at), thick)
     shift = np.zeros_like(P)
+    shift[:, 0] = x - P[:, 0]
     shift[:, 1] = y - P[:, 1]
+    shift[:, 2] = z - P[:, 2]
     out = points + (shift * face_scale) @ rotation.T
     return out, float(gap.mean())
 

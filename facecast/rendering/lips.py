@@ -29,9 +29,10 @@ from ..face import topology as topo
 MARGIN = 0.06          # x face scale: the band reaches this far above and below the lips
 EDGE_INSET = 0.06      # x face scale: at most this far into the lip the photo's inner edge is read
 INSET_OF_GAP = 0.3     # x the photo's opening there: an open mouth shows the lips' wet inner side, closed lips hide it
+CORNER_OPENING = (0.3, 0.7)  # x the opening next to them: how open the photo's mouth corners are read
 SEAM_WIDTH = 0.011     # x face scale: the seam's half-width (Gaussian sigma)
 SEAM_DARK = 0.55       # how much the seam darkens the lips at its centre, fully closed
-CORNER_BLEND = 0.1     # x mouth width: near the corners the band fades into the smooth warp
+CORNER_BLEND = 0.03    # x mouth width: near the corners the band fades into the smooth warp
 
 # contours from the subject's right corner (61) to the left corner (291)
 OUTER_UPPER = topo.LIPS_OUTER_UPPER
@@ -56,14 +57,21 @@ class LipBand:
     source: np.ndarray        # (478, 2) the photo's landmarks
     photo_gap: np.ndarray     # (len(INNER_UPPER),) the photo's opening at each inner contour point, px
     seam_rgb: np.ndarray      # (3,) float32 colour of the seam's darkest line
+    down: np.ndarray          # (2,) the photo's face-down direction in the image
 
     @classmethod
-    def from_rig(cls, rig) -> "LipBand":
+    def from_rig(cls, rig) -> LipBand:
         lm = rig.landmarks[:, :2].astype(np.float64)
         gap = np.linalg.norm(lm[INNER_LOWER] - lm[INNER_UPPER], axis=1)
+        # the corners (61, 78 and 291, 308) are shared by both contours, but an open mouth is
+        # dark well into them: read them as a part of the opening next to them
+        for corner, inner, nxt in ((0, 1, 2), (-1, -2, -3)):
+            gap[inner] = max(gap[inner], CORNER_OPENING[1] * gap[nxt])
+            gap[corner] = max(gap[corner], CORNER_OPENING[0] * gap[nxt])
         lips = rig.image[rig.masks["lips"] > 128].astype(np.float32)
         lip = lips.mean(0) if len(lips) else np.float32([150, 80, 80])
-        return cls(float(rig.face_scale), lm, gap, (lip * 0.45).astype(np.float32))
+        down = rig.rotation[:2, 1].astype(np.float64)
+        return cls(float(rig.face_scale), lm, gap, (lip * 0.45).astype(np.float32), down / max(1e-6, np.hypot(*down)))
 
     def frame_axes(self, rigid_lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors (2,) along the mouth (u, subject's right to left) and down the face (v)."""
@@ -161,11 +169,8 @@ class BandMap:
         # read the inner edges a little inside the lips (never the opening's rim), where the photo
         # has an opening
         inset = np.minimum(self.inset, INSET_OF_GAP * gap)[:, None]
-        d = S[3] - S[2]
-        dn = np.linalg.norm(d, axis=1, keepdims=True)
-        d = np.where(dn > 1e-6, d / np.maximum(dn, 1e-6), 0.0)
-        S[2] -= d * inset
-        S[3] += d * inset
+        S[2] -= band.down * inset
+        S[3] += band.down * inset
         # the outer knots: where the smooth warp sends the points a margin above and below
         S[0] = _bilinear(smap, self.xs, self.V[0] - self.m)
         S[5] = _bilinear(smap, self.xs, self.V[3] + self.m)

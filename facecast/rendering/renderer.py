@@ -245,14 +245,21 @@ class Renderer:
         S = self.rig.size
         return cv2.resize(X, (S, S), interpolation=cv2.INTER_LINEAR)
 
-    def render(self, m: MotionFrame) -> np.ndarray:
-        """The frame (S, S, 3) uint8 RGB for one motion frame."""
+    def warp(self, m: MotionFrame) -> tuple[FrameGeometry, np.ndarray | None, BandMap | None]:
+        """The frame's geometry, its per-pixel source map (S, S, 2) with the lip band inverted
+        exactly (None: no motion, the frame is the crop), and the lip band (None: no expression
+        change)."""
         geo, E = self.geometry(m)
         smap = self.source_map(m, E)
         band = None
         if smap is not None and E.any():
             band = BandMap(self.lips, geo.landmarks, geo.rigid_landmarks, self.rig.size)
             band.apply(smap)
+        return geo, smap, band
+
+    def render(self, m: MotionFrame) -> np.ndarray:
+        """The frame (S, S, 3) uint8 RGB for one motion frame."""
+        geo, smap, band = self.warp(m)
         if smap is None:
             frame = self.rig.image.copy()
         else:
