@@ -114,7 +114,7 @@ def own_clip(tmp_path_factory, hopper256, speech):
 
 
 def test_own_render_is_reproduced(own_clip, tracker):
-    rep = evaluate_real_clip(own_clip, size=256, tracker=tracker)
+    rep = evaluate_real_clip(own_clip, size=256, tracker=tracker, still_baseline=True)
     assert rep.frames_lost_real == rep.frames_lost_facecast == 0
     assert rep.corr_lag0 > 0.85 and rep.corr_best > 0.85 and abs(rep.best_lag_ms) <= 20
     assert 0.8 <= rep.opening_speed_ratio <= 1.25
@@ -122,6 +122,8 @@ def test_own_render_is_reproduced(own_clip, tracker):
     assert rep.closed_real > 0.1 and 0.8 <= rep.closed_ratio <= 1.25
     assert rep.mouth_shape < rep.mouth_shape_still
     assert set(rep.interior) == set(INTERIOR_MEASURES)
+    # issue 12: the default head motion reads clearly above a --motion-scale 0 render's
+    assert rep.still_ratio >= 1.5, rep.still_ratio
 
 
 def test_shifted_and_livelier_clips_show_it(tmp_path, own_clip, hopper256, speech, tracker):
