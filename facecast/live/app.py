@@ -6,7 +6,10 @@ endpoint, over one `LiveServer` (portraits, live sessions, render queue), behind
 HTTP API for programs (`/docs`, `/openapi.json`).
 
 HTTP API (for programs; schema at `/docs`): `POST /api/render` (portrait + audio file -> MP4),
+`POST /api/verify` (a video or image -> is it a facecast video: the watermark, tags, C2PA),
 `POST /api/portrait` (a portrait for live sessions), `GET /api/portraits`, `GET /api/status`.
+Every frame the server makes (live sessions and renders) carries the watermark: they are made by
+`Animator.frame`, and nothing here can turn it off.
 Every error answer is JSON `{"error": "<message>"}`, whatever refused the request (a check here,
 FastAPI's validation, an unknown path or method, the `Guard`): 400 bad input or Host header, 401 no
 or wrong access token, 403 cross-site, 404, 405, 413 too large (bytes, pixels or seconds), 503 busy
@@ -15,6 +18,7 @@ A render that succeeds with a `FacecastWarning` (e.g. a truncated audio upload: 
 is used) says so in its `X-Facecast-Warning` header. Who may use it and how much one request may
 ask for: see `access`.
 """
+import asyncio
 import shutil
 import tempfile
 import threading
@@ -23,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FacecastError
 from .access import (
+    FORM_OVERHEAD_BYTES,
     MAX_AUDIO_BYTES,
     MAX_AUDIO_S,
     MAX_UPLOAD_BYTES,
@@ -39,10 +45,29 @@ from .access import (
 from .portraits import Portrait, PortraitStore, sample_portraits
 from .renders import RETRY_AFTER_S, RenderCancelled, RenderQueue, prepare_render, run_render
 from .session import MAX_SESSIONS, LiveSession, run_session
-from .uploads import check_image_header, decode_image, read_upload
+from .uploads import check_image_header, decode_image, read_upload, safe_suffix, scrub_paths
 
 STATIC_DIR = Path(__file__).parent / "static"
 WARNING_HEADER = "X-Facecast-Warning"
+
+
+class VerifyGate:
+    """`POST /api/verify` checks run one at a time (each decodes a whole video), at most
+    `max_waiting` wait behind it; more get 503."""
+
+    def __init__(self, max_waiting: int):
+        self.max_waiting = max_waiting
+        self.admitted = 0
+        self.slot = asyncio.Lock()
+
+    def admit(self) -> bool:
+        if self.admitted > self.max_waiting:
+            return False
+        self.admitted += 1
+        return True
+
+    def leave(self) -> None:
+        self.admitted -= 1
 
 
 class LiveServer:
@@ -55,6 +80,7 @@ class LiveServer:
         self.max_sessions = max_sessions
         self.limits = limits or Limits()
         self.renders = RenderQueue(self.limits.waiting_renders)
+        self.verifies = VerifyGate(self.limits.waiting_renders)
         for pid, name, src in sample_portraits():
             self.portraits.add(Portrait(pid, name, src, builtin=True))
         self.default_id = "hopper"
@@ -90,8 +116,12 @@ One portrait photo + speech -> a talking face, on a CPU.
 
 * **Page**: `/` - pick or upload a portrait, talk into the microphone or play an audio file, and
   see the face talk live.
-* **Programs**: `POST /api/render` (a portrait + an audio file -> an MP4), `POST /api/portrait`
-  (upload a portrait for live sessions), `GET /api/portraits`, `GET /api/status`.
+* **Programs**: `POST /api/render` (a portrait + an audio file -> an MP4), `POST /api/verify` (a
+  video or image -> whether it carries facecast's watermark, with its payload, the container's
+  tags and any C2PA manifest), `POST /api/portrait` (upload a portrait for live sessions),
+  `GET /api/portraits`, `GET /api/status`.
+* **Provenance**: every frame this server makes, live or rendered, carries an invisible watermark
+  with a new random id per session or render; see `/api/verify`.
 * **Live**: WebSocket `/ws` (not shown in this schema): text messages `start`, `controls`, `stop`,
   `ping`; binary audio (16 kHz mono float32 or int16, little-endian); binary frames back (32-byte
   header `<4sIddff`: magic `FCF1`, frame index, audio time s, server send time, server latency ms,
@@ -223,6 +253,39 @@ def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESS
         return FileResponse(res.output, media_type="video/mp4", filename="facecast.mp4", headers=headers,
                             background=BackgroundTask(shutil.rmtree, folder, True))
 
+    @app.post("/api/verify", summary="Is this a facecast video? The watermark, container tags and C2PA manifest",
+              description="A video (mp4, webm, mov, mkv, ...) or an image (a frame or screenshot), at most "
+                          f"{size_text(live.limits.audio_bytes)}. The answer is the report of `facecast verify "
+                          "--json`: `found`, `watermark` (found, confidence, score, payload: format version, "
+                          "facecast version, video id; scale; frames and 2-second windows read), `metadata` "
+                          "(the container's facecast tags) and `c2pa` (present, valid, trusted). Videos are "
+                          "read for their first 120 s. One check runs at a time, at most "
+                          f"{live.limits.waiting_renders} waiting (then 503 with Retry-After).",
+              responses={200: {"description": "the report (found or not)"},
+                         400: {"description": "not a video or image"}, 413: {"description": "too large"},
+                         503: {"description": "busy"}})
+    async def verify_api(file: UploadFile = File(..., description="the video or image to check")) -> dict:
+        from ..provenance.verify import verify
+        gate = live.verifies
+        if not gate.admit():
+            raise ApiError(503, f"busy: a check is running and {gate.max_waiting} are waiting; retry later",
+                           {"Retry-After": str(RETRY_AFTER_S)})
+        folder = Path(tempfile.mkdtemp(prefix="facecast-verify-"))
+        try:
+            data = await read_upload(file, "file", live.limits.audio_bytes)
+            path = folder / ("upload" + safe_suffix(file.filename, ".mp4"))
+            path.write_bytes(data)
+            async with gate.slot:
+                try:
+                    report = await run_in_threadpool(verify, path)
+                except FacecastError as e:
+                    raise ApiError(400, scrub_paths(str(e), {path: "the uploaded file", folder: "the upload"})) from None
+        finally:
+            gate.leave()
+            shutil.rmtree(folder, ignore_errors=True)
+        report["file"] = Path(file.filename or "upload").name[:80]
+        return report
+
     @app.websocket("/ws")
     async def ws_endpoint(ws: WebSocket):
         await ws.accept()                    # the Guard has checked Host, token and Origin
@@ -234,7 +297,9 @@ def create_app(size: int = 512, default_image=None, max_sessions: int = MAX_SESS
 
 def _wrap(app, access: Access):
     """The app behind the `Guard`; `.state` and `.fastapi` stay reachable."""
-    guarded = Guard(app, access, app.state.live.limits.body_limits())
+    limits = app.state.live.limits
+    body_limits = {**limits.body_limits(), "/api/verify": limits.audio_bytes + FORM_OVERHEAD_BYTES}
+    guarded = Guard(app, access, body_limits)
     guarded.state = app.state
     guarded.fastapi = app
     return guarded

@@ -54,7 +54,7 @@ DATA_BITS = 52                   # 4 format + 16 facecast version + 32 id
 SYNC_SHARE = 0.6                 # the sync pattern's share of the band (and of the mark's energy)
 CHECK_BITS = N_SYMBOLS * SYMBOL_BITS - DATA_BITS
 PATTERN_SEED = 0x46434D31        # "FCM1": public, so anyone can verify
-TARGET_RMS = 1.6                 # the mark's RMS in 8-bit levels over a frame (PSNR ~ 44 dB)
+TARGET_RMS = 1.8                 # the mark's RMS in 8-bit levels over a frame (PSNR ~ 43 dB)
 FLAT_LEVELS = 1.5                # local detail (RMS, 8-bit levels) at which the strength is half its full value
 
 
@@ -246,7 +246,7 @@ N_CANDIDATES = 4                          # coarse candidates refined
 MAX_SIDE = 720                            # larger frames are searched at this size
 MIN_SIDE = 96                             # frames smaller than this are not searched
 SYNC_Z_WITH_PAYLOAD = 5.0                 # sync z-score enough when the payload's check bits match
-SYNC_Z_ALONE = 7.5                        # sync z-score enough by itself (payload unreadable)
+SYNC_Z_ALONE = 7.0                        # sync z-score enough by itself (payload unreadable)
 
 
 def residual(frame: np.ndarray) -> np.ndarray:
