@@ -47,8 +47,8 @@ FIT_NAMES: tuple[str, ...] = (
 #: Penalty (ridge) per weight: small for the shapes a photo shows clearly, larger for those it
 #: can barely tell apart from identity or from each other.
 PENALTY = {"jawOpen": 0.02, "mouthSmileLeft": 0.02, "mouthSmileRight": 0.02,
-           "mouthUpperUpLeft": 0.06, "mouthUpperUpRight": 0.06, "mouthLowerDownLeft": 0.12,
-           "mouthLowerDownRight": 0.12, "mouthStretchLeft": 0.12, "mouthStretchRight": 0.12,
+           "mouthUpperUpLeft": 0.06, "mouthUpperUpRight": 0.06, "mouthLowerDownLeft": 0.3,
+           "mouthLowerDownRight": 0.3, "mouthStretchLeft": 0.12, "mouthStretchRight": 0.12,
            "mouthFrownLeft": 0.25, "mouthFrownRight": 0.25,
            "mouthClose": 0.4, "mouthPressLeft": 0.4, "mouthPressRight": 0.4, "mouthRollUpper": 0.4,
            "mouthRollLower": 0.4, "mouthFunnel": 0.5, "mouthPucker": 0.5,
@@ -214,6 +214,7 @@ MIN_LIP_THICKNESS = 0.8      # x the photo's lip thickness: the least a lip keep
 #: The seam's ends (outermost facing pairs) below its middle, head frame, eye-corner distances:
 #: the range of neutral closed mouths (Grace Hopper and real speakers' closed-lip frames).
 SEAM_BEND = (-0.008, 0.02)
+SKIN_FOLLOW = 0.15           # eye-corner distances: reach of the lips' outline moves into the skin
 
 
 def close_lips(points: np.ndarray, rotation: np.ndarray, face_scale: float,
@@ -277,6 +278,12 @@ def close_lips(points: np.ndarray, rotation: np.ndarray, face_scale: float,
     shift[:, 0] = x - P[:, 0]
     shift[:, 1] = y - P[:, 1]
     shift[:, 2] = z - P[:, 2]
+    # the skin around the lips follows their outline's moves (smoothly, so nothing folds)
+    rim = np.array(topo.LIPS_OUTER)
+    skin = np.setdiff1d(np.arange(len(P)), np.concatenate([rim, topo.LIPS_INNER]))
+    d2 = ((P[skin, None, :2] - P[None, rim, :2]) ** 2).sum(2)
+    g = np.exp(-0.5 * d2 / SKIN_FOLLOW ** 2)
+    shift[skin] = (g @ shift[rim]) / np.maximum(g.sum(1, keepdims=True), 1.0)
     out = points + (shift * face_scale) @ rotation.T
     return out, float(gap.mean())
 

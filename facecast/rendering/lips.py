@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..face import topology as topo
@@ -29,9 +30,10 @@ from ..face import topology as topo
 MARGIN = 0.06          # x face scale: the band reaches this far above and below the lips
 EDGE_INSET = 0.06      # x face scale: at most this far into the lip the photo's inner edge is read
 INSET_OF_GAP = 0.3     # x the photo's opening there: an open mouth shows the lips' wet inner side, closed lips hide it
+EDGE_SEARCH = 0.1      # x face scale: how far beyond the inner contour the lip's edge is searched
 CORNER_OPENING = (0.3, 0.7)  # x the opening next to them: how open the photo's mouth corners are read
 SEAM_WIDTH = 0.011     # x face scale: the seam's half-width (Gaussian sigma)
-SEAM_DARK = 0.55       # how much the seam darkens the lips at its centre, fully closed
+SEAM_DARK = 0.3       # how much the seam darkens the lips at its centre, fully closed
 CORNER_BLEND = 0.03    # x mouth width: near the corners the band fades into the smooth warp
 
 # contours from the subject's right corner (61) to the left corner (291)
@@ -58,6 +60,8 @@ class LipBand:
     photo_gap: np.ndarray     # (len(INNER_UPPER),) the photo's opening at each inner contour point, px
     seam_rgb: np.ndarray      # (3,) float32 colour of the seam's darkest line
     down: np.ndarray          # (2,) the photo's face-down direction in the image
+    edge: np.ndarray          # (2, len(INNER_UPPER)) px from each inner contour point to where the
+                              # photo's lip tissue starts (upper lip: up, lower lip: down)
 
     @classmethod
     def from_rig(cls, rig) -> LipBand:
@@ -71,13 +75,46 @@ class LipBand:
         lips = rig.image[rig.masks["lips"] > 128].astype(np.float32)
         lip = lips.mean(0) if len(lips) else np.float32([150, 80, 80])
         down = rig.rotation[:2, 1].astype(np.float64)
-        return cls(float(rig.face_scale), lm, gap, (lip * 0.45).astype(np.float32), down / max(1e-6, np.hypot(*down)))
+        down /= max(1e-6, float(np.hypot(*down)))
+        edge = _lip_edges(rig, lm, down, gap)
+        return cls(float(rig.face_scale), lm, gap, (lip * 0.45).astype(np.float32), down, edge)
 
     def frame_axes(self, rigid_lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors (2,) along the mouth (u, subject's right to left) and down the face (v)."""
         a = rigid_lm[topo.LEFT_EYE_CORNERS[0]] - rigid_lm[topo.RIGHT_EYE_CORNERS[0]]
         ex = a / max(1e-6, float(np.hypot(*a)))
         return ex, np.array([-ex[1], ex[0]])
+
+
+def _lip_edges(rig, lm: np.ndarray, down: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Where the photo's lip tissue starts beyond each inner contour point, (2, n) px: the face
+    mesh's inner contour of an open mouth often runs over the teeth. Searched along the face's
+    down direction (up for the upper lip), up to `EDGE_SEARCH` x face scale, only where the mouth
+    is open: the first of two pixels in a row whose colour is nearer the lips' than the teeth's
+    and the mouth's dark (colours of the photo's lips and of its opening)."""
+    out = np.zeros((2, len(INNER_UPPER)))
+    opening = rig.image[rig.masks["mouth"] > 128].astype(np.float32)
+    lips = rig.image[rig.masks["lips"] > 128].astype(np.float32)
+    if len(opening) < 20 or len(lips) < 20 or gap.max() < 2.0:
+        return out
+    lum = opening.sum(1)
+    teeth = np.median(opening[lum >= np.percentile(lum, 60)], 0)
+    dark = np.median(opening[lum <= np.percentile(lum, 25)], 0)
+    lip = np.median(lips, 0)
+    img = cv2.GaussianBlur(rig.image, (3, 3), 0).astype(np.float32)
+    reach = EDGE_SEARCH * float(rig.face_scale)
+    steps = np.arange(0.0, reach, 0.5)
+    for row, (contour, sign) in enumerate(((INNER_UPPER, -1.0), (INNER_LOWER, 1.0))):
+        pts = lm[contour][:, None, :] + sign * steps[None, :, None] * down      # (n, k, 2)
+        c = _bilinear(img, pts[..., 0].ravel(), pts[..., 1].ravel()).reshape(len(contour), len(steps), 3)
+        d_lip = np.linalg.norm(c - lip, axis=2)
+        d_not = np.minimum(np.linalg.norm(c - teeth, axis=2), np.linalg.norm(c - dark, axis=2))
+        is_lip = d_lip < d_not
+        both = is_lip[:, :-1] & is_lip[:, 1:]
+        first = np.where(both.any(1), both.argmax(1), len(steps) - 1)
+        found = steps[first] * (gap > 2.0)
+        out[row] = np.where(both.any(1), found, 0.0)
+    return out
 
 
 def uncross(lm: np.ndarray, down: np.ndarray) -> np.ndarray:
@@ -168,9 +205,12 @@ class BandMap:
             S[k + 1, :, 1] = np.interp(self.T[k], t, src[c, 1])
         # read the inner edges a little inside the lips (never the opening's rim), where the photo
         # has an opening
-        inset = np.minimum(self.inset, INSET_OF_GAP * gap)[:, None]
-        S[2] -= band.down * inset
-        S[3] += band.down * inset
+        inset = np.minimum(self.inset, INSET_OF_GAP * gap)
+        t_inner = np.arange(len(INNER_UPPER), dtype=np.float64)
+        up = np.maximum(inset, np.interp(self.T[1], t_inner, band.edge[0]))
+        lo = np.maximum(inset, np.interp(self.T[2], t_inner, band.edge[1]))
+        S[2] -= band.down * up[:, None]
+        S[3] += band.down * lo[:, None]
         # the outer knots: where the smooth warp sends the points a margin above and below
         S[0] = _bilinear(smap, self.xs, self.V[0] - self.m)
         S[5] = _bilinear(smap, self.xs, self.V[3] + self.m)
@@ -221,7 +261,7 @@ class BandMap:
         d = (v - seam[i0:i1].astype(np.float32)) / s
         line = np.exp(-0.5 * d * d)
         # a faint shadow under the upper lip, falling onto the lower lip
-        shadow = 0.25 * np.exp(-0.5 * ((d - 1.5) / 2.5) ** 2) * (d > 0)
+        shadow = 0.3 * np.exp(-0.5 * ((d - 1.5) / 2.5) ** 2) * (d > 0)
         k = (closed[i0:i1].astype(np.float32) * SEAM_DARK * np.maximum(line, shadow))[..., None]
         region = frame[ya:yb, x0:x0 + (i1 - i0)].astype(np.float32)
         region += k * (band.seam_rgb - region)

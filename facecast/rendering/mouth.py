@@ -144,6 +144,11 @@ def _own_layers(rig) -> tuple[Layer, Layer]:
     # together reproduce the photo exactly when nothing moves
     ua = np.clip(split[None, :] - yy + 0.5, 0, 1).astype(np.float32)
     la = np.clip(yy - (split[None, :] - 3.0), 0, 1).astype(np.float32)
+    # beyond the photo's opening the layers fade into the cavity, so an opening much wider than
+    # the photo's shows dark mouth around the photo's teeth, not the edges of an inpainted patch
+    fade = np.clip(1.0 - dist / max(2.0, 0.05 * w), 0.0, 1.0).astype(np.float32)
+    ua *= fade
+    la *= fade
     return Layer(patch.astype(np.float32), ua, (x0, y0)), Layer(patch.astype(np.float32), la, (x0, y0))
 
 

@@ -41,6 +41,7 @@ from .lips import BandMap, LipBand, uncross
 from .mouth import build_mouth, composite_mouth
 
 FIXED_POINT_ITERATIONS = 4
+EXTRA_ITERATIONS = 6  # more, in the box where the expression moves the face by over 2 px
 FACE_FALLOFF = 0.55   # x face scale: how far outside the mesh expression motion fades out
 HEAD_INNER, HEAD_OUTER = 1.15, 1.9
 DEPTH_SMOOTH = 0.1   # x face scale: blur of the head's depth map  # head-ellipse radii where the rigid weight is 1 and 0
@@ -242,6 +243,20 @@ class Renderer:
             g = X * inv + (0.5 * inv - 0.5)
             d = cv2.remap(disp, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             X = Y - d
+        if E.any():
+            # large expression changes (a wide-open photo closing its mouth: 20-30 px at 512²)
+            # converge slowly; iterate more where the expression moves things
+            ex = np.hypot(qx - nx, qy - ny).reshape(G, G)
+            rows, cols = np.nonzero(ex > 2.0)
+            if len(rows):
+                pad = int(np.ceil(float(ex.max()) * inv)) + 2
+                r0, r1 = max(0, rows.min() - pad), min(G, rows.max() + pad + 1)
+                c0, c1 = max(0, cols.min() - pad), min(G, cols.max() + pad + 1)
+                Xs, Ys = X[r0:r1, c0:c1], Y[r0:r1, c0:c1]
+                for _ in range(EXTRA_ITERATIONS):
+                    g = Xs * inv + (0.5 * inv - 0.5)
+                    Xs = Ys - cv2.remap(disp, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                X[r0:r1, c0:c1] = Xs
         S = self.rig.size
         return cv2.resize(X, (S, S), interpolation=cv2.INTER_LINEAR)
 
