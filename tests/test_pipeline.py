@@ -29,7 +29,9 @@ def test_stream_in_20ms_chunks_equals_the_rendered_file(tmp_path, animator, spee
     for i in range(0, len(speech), CHUNK):
         pairs += stream.push(speech[i:i + CHUNK])
     pairs += stream.flush()
-    res = animator.render(speech, tmp_path / "frames", controls=controls, save_motion=tmp_path / "m.json")
+    # each stream and render gets its own watermark id: give the render the stream's, to compare
+    res = animator.render(speech, tmp_path / "frames", controls=controls, save_motion=tmp_path / "m.json",
+                          mark=stream.mark)
     assert len(pairs) == res.frames == 40
     files = sorted((tmp_path / "frames").glob("frame_*.png"))
     for (m, rgb), f, saved in zip(pairs, files, res.motion):

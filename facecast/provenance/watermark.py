@@ -243,7 +243,7 @@ PERIOD_RANGE = (0.35 * TILE, 2.0 * TILE)  # the tile periods searched: downscale
 COARSE_STEP = 0.008                       # relative step of the period search (the peak is ~1 % wide)
 REFINE = np.linspace(-0.004, 0.004, 9)    # then around the best candidates
 N_CANDIDATES = 4                          # coarse candidates refined
-MAX_SIDE = 720                            # larger frames are searched at this size
+MAX_SIDE = 1024                           # of larger frames, the middle MAX_SIDE x MAX_SIDE is searched
 MIN_SIDE = 96                             # frames smaller than this are not searched
 SYNC_Z_WITH_PAYLOAD = 5.0                 # sync z-score enough when the payload's check bits match
 SYNC_Z_ALONE = 7.0                        # sync z-score enough by itself (payload unreadable)
@@ -346,8 +346,10 @@ def detect_residual(r: np.ndarray, frames: int = 1) -> Detection:
     h, w = r.shape
     if min(h, w) < MIN_SIDE:
         return Detection(False, 0.0, 0.0, None, None, frames)
-    g = min(1.0, MAX_SIDE / max(h, w))
-    work = cv2.resize(r, None, fx=g, fy=g, interpolation=cv2.INTER_AREA) if g < 1 else r
+    # a crop keeps the tile period (a resize would not, and would lose the mark of a big full-frame
+    # video): search the middle of a large frame
+    y0, x0 = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+    work = r[y0:y0 + MAX_SIDE, x0:x0 + MAX_SIDE]
     period, tries = search_period(work)
     z = _correlations(fold(work, period))
     peak = float(z[0].max())
@@ -358,7 +360,6 @@ def detect_residual(r: np.ndarray, frames: int = 1) -> Detection:
         symbols.append(((py - sy) % TILE) * TILE + (px - sx) % TILE)
     payload = Payload.from_symbols(symbols)
     p_sync = _false_alarm(peak, tries * TILE * TILE)
-    period /= g
     if payload is not None and peak >= SYNC_Z_WITH_PAYLOAD:
         return Detection(True, 1.0 - p_sync * 2.0 ** -CHECK_BITS, peak, payload, period, frames)
     if peak >= SYNC_Z_ALONE:
