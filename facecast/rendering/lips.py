@@ -230,6 +230,11 @@ class BandMap:
         t = np.clip((v - a) / np.maximum(b - a, 1e-6), 0, 1)[..., None]
         sa, sb = S[seg, col], S[seg + 1, col]
         out = sa + t * (sb - sa)
+        # between the lips: the photo's opening is never stretched into view (its teeth would show
+        # as a line where the lips nearly meet); each half takes its own lip's edge, and the mouth
+        # interior is drawn over it once it opens
+        gap = seg == 2
+        out = np.where(gap[..., None], np.where((t < 0.5), sa, sb), out)
         # fade into the smooth warp near the corners; nothing outside the band
         wgt = (self.corner_w.astype(np.float32)[None, :] * ((v >= kv[0]) & (v <= kv[5])))[..., None]
         region = smap[y0:y1, x0:x1]

@@ -20,6 +20,7 @@ import numpy as np
 from ..face import topology as topo
 
 OPEN_PHOTO_GAP = 0.06  # inner-lip gap (x face scale) above which the photo's own mouth is reused
+OWN_OPENING_START = 0.012  # x face scale: lips parted less than this show no interior (a seam)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class MouthModel:
     anchor_xy_upper: np.ndarray
     anchor_xy_lower: np.ndarray
     own_teeth: bool
+    face_scale: float = 0.0
 
 
 def _skin_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -110,7 +112,8 @@ def build_mouth(rig) -> MouthModel:
     else:
         upper, lower = _reference_layers(rig, skin, centre, width, F)
     return MouthModel(cavity, upper, lower, upper_anchors, lower_anchors,
-                      lm[upper_anchors, :2].astype(np.float32), lm[lower_anchors, :2].astype(np.float32), own)
+                      lm[upper_anchors, :2].astype(np.float32), lm[lower_anchors, :2].astype(np.float32), own,
+                      float(F))
 
 
 def _own_layers(rig) -> tuple[Layer, Layer]:
@@ -260,8 +263,17 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
     the photo's own opening, closed by the renderer, shows nothing of the interior: no line of
     teeth along the seam).
     """
-    gap = topo.lip_gap_px(deformed_lm)
-    visible = float(np.clip((gap - (0.5 if mouth.own_teeth else photo_gap)) / 1.5, 0.0, 1.0))
+    # the opening across the mouth (lips sheared sideways by a smile are still closed)
+    across = deformed_lm[topo.MOUTH_CORNERS[1]] - deformed_lm[topo.MOUTH_CORNERS[0]]
+    down = np.array([-across[1], across[0]]) / max(1e-6, float(np.hypot(*across)))
+    pairs = topo.LIP_GAP_PAIRS
+    gap = float(np.mean((deformed_lm[pairs[:, 1]] - deformed_lm[pairs[:, 0]]) @ down))
+    if mouth.own_teeth:
+        # the photo's own opening shows once the lips part by a little more than a seam
+        start = max(0.5, OWN_OPENING_START * mouth.face_scale)
+        visible = float(np.clip((gap - start) / max(1.5, start), 0.0, 1.0))
+    else:
+        visible = float(np.clip((gap - photo_gap) / 1.5, 0.0, 1.0))
     if visible <= 0.0:
         return
     S = frame.shape[0]
