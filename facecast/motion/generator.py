@@ -8,10 +8,13 @@ whole-clip convenience (push everything, flush).
 
 All of it comes from language-agnostic acoustics (`acoustics.py`; no recogniser). Each frame is
 made by four parts, in this order (the order of their random draws is part of the seed's meaning):
-- `articulation.Articulation`: the mouth, with the lips leading the sound by `lip_lead_s`;
-- `prosody.Prosody`: accents, intonation and phrase ends, which the others read;
-- `head.HeadMotion`: head rotation, translation and scale;
-- `eye_motion.EyeMotion`: blinks and gaze;
+- `articulation.Articulation`: the mouth, with the lips leading the sound by `lip_lead_s`
+  (`DEFAULT_LIP_LEAD_S`, 40 ms, as far as the look-ahead allows);
+- `prosody.Prosody`: accents, intonation, talking activity and phrase boundaries, which the
+  others read;
+- `head.HeadMotion`: head rotation, translation and scale (posture drift, speech gestures,
+  accents, intonation, breathing in pauses);
+- `eyes.EyeMotion`: blinks (more while talking) and gaze;
 then `expression.add_expression` adds brow emphasis and the emotion controls.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ filter (`HEAD_TAU_S`), so it never jitters. `motion_scale` scales all of it (0 =
 The spreads are set so that a default render, re-tracked, moves about as much as the median real
 speaker (head pose standard deviation and frame-to-frame motion); they are commanded angles, and
 the renderer's 2D warp shows pitch and yaw at about 0.65 and 0.75 of their commanded size.
-Five normals are drawn per frame, so the random sequence never depends on the audio.
+Eight normals are drawn per frame, so the random sequence never depends on the audio.
 """
 from __future__ import annotations
 
