@@ -41,7 +41,8 @@ from .lips import BandMap, LipBand, uncross
 from .mouth import build_mouth, composite_mouth
 
 FIXED_POINT_ITERATIONS = 4
-EXTRA_ITERATIONS = 6  # more, in the box where the expression moves the face by over 2 px
+EXTRA_ITERATIONS = 6  # more, in the box where the expression moves the face by over 2 px,
+EXTRA_FROM = 0.08     # x face scale: when it moves a point by more than this
 FACE_FALLOFF = 0.55   # x face scale: how far outside the mesh expression motion fades out
 HEAD_INNER, HEAD_OUTER = 1.15, 1.9
 DEPTH_SMOOTH = 0.1   # x face scale: blur of the head's depth map  # head-ellipse radii where the rigid weight is 1 and 0
@@ -84,8 +85,12 @@ class Renderer:
         down = rig.rotation[:, 1].astype(np.float32)
         self._gap_rate = ((self.basis.deltas[:, pairs[:, 1]] - self.basis.deltas[:, pairs[:, 0]]) @ down).mean(1)
         self._photo_open = float(self._gap_rate @ self.photo_weights)
-        self._photo_jaw = np.zeros_like(self.photo_weights)
-        self._photo_jaw[JAW_IDS] = self.photo_weights[JAW_IDS]
+        photo_jaw = np.zeros_like(self.photo_weights)
+        photo_jaw[JAW_IDS] = self.photo_weights[JAW_IDS]
+        self._photo_jaw_deform = self.basis.deform(photo_jaw)
+        # the lip band is inverted exactly only where the photo has an opening to close
+        self._band = float(self.lips.photo_gap.max()) > 1.0
+        self._extra_from = EXTRA_FROM * rig.face_scale
         self._teeth_depth = float(rig.landmarks[topo.LIPS_INNER, 2].mean())
         self._build_grid()
         self._rgba = np.dstack([rig.image, rig.masks["person"]])
@@ -205,7 +210,7 @@ class Renderer:
         A, b = self.head_transform(m)
         jaw_w = np.zeros_like(weights)
         jaw_w[JAW_IDS] = weights[JAW_IDS]
-        Ej = self.basis.deform(jaw_w) - self.basis.deform(self._photo_jaw)
+        Ej = self.basis.deform(jaw_w) - self._photo_jaw_deform
         # the teeth sit on a plane at the lips' depth: their anchors move as points of that plane
         up, lo = self.mouth.upper_anchors, self.mouth.lower_anchors
         flat = lm[up + lo].copy()
@@ -243,7 +248,7 @@ class Renderer:
             g = X * inv + (0.5 * inv - 0.5)
             d = cv2.remap(disp, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             X = Y - d
-        if E.any():
+        if self._band and float(np.abs(E[:, :2]).max(initial=0.0)) > self._extra_from:
             # large expression changes (a wide-open photo closing its mouth: 20-30 px at 512²)
             # converge slowly; iterate more where the expression moves things
             ex = np.hypot(qx - nx, qy - ny).reshape(G, G)
@@ -267,7 +272,7 @@ class Renderer:
         geo, E = self.geometry(m)
         smap = self.source_map(m, E)
         band = None
-        if smap is not None and E.any():
+        if smap is not None and self._band and E.any():
             band = BandMap(self.lips, geo.landmarks, geo.rigid_landmarks, self.rig.size)
             band.apply(smap)
         return geo, smap, band
