@@ -60,7 +60,7 @@ def main():
         rows += rows_for(p, name)
     sheet = np.concatenate(rows, 0)
     out = Path(__file__).with_name("lips_sheet.png")
-    cv2.imwrite(str(out), sheet[:, :, ::-1])
+    cv2.imwrite(str(out), sheet[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(out)
 
 
