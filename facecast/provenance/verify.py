@@ -4,7 +4,7 @@ C2PA manifest if one is there.
 
 A video is read frame by frame (at most `MAX_SECONDS`): the whole clip's average gives the verdict
 and the payload, and each `WINDOW_S` window is also read alone (how much of the clip carries the
-mark). An image is one frame. The same function serves the CLI and `POST /api/verify`.
+mark; a marked stretch inside a longer unmarked video is found by its windows). An image is one frame. The same function serves the CLI and `POST /api/verify`.
 """
 from __future__ import annotations
 
@@ -74,23 +74,25 @@ def verify(path: str | os.PathLike) -> dict:
         kind = "image"
     else:
         whole = Detector()
+        window = max(1, int(round(WINDOW_S * _frame_rate(p))))    # frames per window
         residuals: list[np.ndarray] = []
         window_results: list[Detection] = []
-        state = {"n": 0}
 
         def on_frame(rgb: np.ndarray) -> None:
             whole.add(rgb)
             residuals.append(whole.last)
-            if len(residuals) >= state.get("window", 10**9):
-                window_results.append(detect_residual(np.mean(residuals, axis=0), len(residuals)))
+            if len(residuals) == window:
+                window_results.append(detect_residual(np.mean(residuals, axis=0), window))
                 residuals.clear()
 
-        # the window length in frames needs the frame rate: read it first
-        state["window"] = max(1, int(round(WINDOW_S * _frame_rate(p))))
         _read_video(p, on_frame)
-        if len(residuals) >= state["window"] // 2 or not window_results:
+        if len(residuals) >= window // 2 or not window_results:     # a last window of at least 1 s
             window_results.append(detect_residual(np.mean(residuals, axis=0), len(residuals)))
         result = whole.result()
+        if not result.found and any(d.found for d in window_results):
+            # a marked stretch inside a longer unmarked video: the best window speaks for it
+            result = max((d for d in window_results if d.found), key=lambda d: d.score)
+            result.frames = whole.frames
         if result.found and result.payload is None:
             # the payload of the windows that could read it, when the whole clip's average could not
             ids = Counter(d.payload for d in window_results if d.payload is not None)

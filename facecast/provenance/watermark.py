@@ -7,25 +7,28 @@ frame, it needs torch, and after a 10 % crop or a 50 % downscale about half of i
 out wrong (chance): its bits sit at fixed positions of a fixed block grid, which a crop or a
 rescale moves. This mark is built for exactly those attacks:
 
-- **Tiled**: one `TILE` x `TILE` pattern repeated over the frame. A crop only shifts the tiling
-  (a circular shift of the folded tile), and a frame-rate change keeps every frame's mark, since
-  every frame carries the same one.
-- **Band-limited** to wavelengths of 5-16 px (`BAND`): below the detail H.264 at CRF 30 throws
-  away, above what a 50 % downscale blurs, and unlike smooth gradients not a visible shading.
-- **Shift-keyed payload**: the tile is a sync pattern plus `N_SYMBOLS` other patterns, each
-  circularly shifted by one 12-bit symbol (64 x 64 = 4096 shifts). The detector finds the sync's
-  shift, then each symbol as the shift of its pattern relative to the sync, so it needs no
-  alignment: the crop's offset drops out. 6 symbols = 72 bits: 52 of payload, 20 of check.
-- **Scale search**: a rescaled frame has a tile period of 64 x s pixels. Its spectrum then has
-  lines on a lattice of spacing (width / period); a comb over the spectrum finds the period
-  (`_period_candidates`), a fine search around it maximises the sync's correlation, and the
-  frame is resampled to period 64 and folded onto one tile.
-- **Perceptual strength**: the amplitude follows the local texture of the first frame of each
-  size (every frame of a video shows the same portrait): strong in hair, fabric and edges, faint
-  on flat skin and plain backgrounds, where a pattern would show and H.264 keeps nothing anyway.
-  The frame's RMS change is `TARGET_RMS` levels (PSNR about 44 dB).
-- **Evidence over frames**: the detector averages the whitened frames of a window, so the mark,
-  the same in each frame, adds up while coding noise and motion average out.
+- **Tiled**: one `TILE` x `TILE` (128 px) pattern repeated over the frame. A crop only shifts the
+  tiling (a circular shift of the folded tile), and a frame-rate change keeps every frame's mark,
+  since every frame carries the same one.
+- **Band-limited** to wavelengths of 6-18 px (`BAND`): coarse enough to outlive H.264 at CRF 30
+  and a 50 % downscale, fine enough not to read as shading.
+- **Shift-keyed payload**: the band's frequencies are dealt out among a sync pattern
+  (`SYNC_SHARE` of them) and `N_SYMBOLS` payload patterns, so no pattern's correlation sees
+  another. Each payload pattern is circularly shifted by one 14-bit symbol (128 x 128 shifts). The
+  detector finds the sync's shift, then each symbol as the shift of its pattern relative to the
+  sync, so it needs no alignment: the crop's offset drops out. 5 symbols = 70 bits: 52 of
+  payload, 18 of check.
+- **Scale search** (`search_period`): a rescaled frame has a tile period of 128 x s pixels. The
+  detector resamples the frame so that a candidate period becomes the tile, sums all tiles into
+  one (`fold`) and correlates it with the sync; log-spaced candidates over `PERIOD_RANGE`, then a
+  finer search around the best few. (A comb over the power spectrum was tried first: the mark is
+  too faint for a non-coherent statistic to find its period.)
+- **Perceptual strength** (`strength_map`): the amplitude follows the local texture of the first
+  frame of each size (every frame of a video shows the same portrait): full on skin grain, hair
+  and fabric, fading to nothing on flat areas. The frame's RMS change is `TARGET_RMS` levels
+  (PSNR about 43 dB).
+- **Evidence over frames**: the detector averages the whitened frames of a window (`residual`),
+  so the mark, the same in each frame, adds up while coding noise and motion average out.
 
 The patterns come from a fixed public seed: anyone can verify a video (this is a label, not a
 secret), and nobody needs a key to do so.
@@ -47,7 +50,7 @@ import numpy as np
 
 FORMAT_VERSION = 1
 TILE = 128                       # tile period in pixels, at the rendered size
-BAND = (8.0, 24.0)               # the patterns' spatial frequencies, in cycles per tile
+BAND = (7.0, 21.0)               # the patterns' spatial frequencies, in cycles per tile (wavelengths 6-18 px)
 N_SYMBOLS = 5
 SYMBOL_BITS = 14                 # log2(TILE * TILE): one circular 2D shift
 DATA_BITS = 52                   # 4 format + 16 facecast version + 32 id
