@@ -16,6 +16,7 @@ import facecast
 from facecast.audio.io import save_wav
 from facecast.batching.manifest import read_manifest
 from facecast.errors import FacecastError
+from facecast.evaluation.retrack import psnr
 
 
 def run_cli(*args, cwd=None):
@@ -70,7 +71,12 @@ def test_local_pool_runs_skips_and_retries(tmp_path, inputs):
     assert len(list((out / "frames_e").glob("frame_*.png"))) == 15
     assert s.video_s == pytest.approx(0.6 * 4 + 0.5, abs=0.2) and s.speed > 0
     assert not [p for p in out.rglob(".*")]           # no temporary files left
-    assert [r["status"] for r in records(out)].count("done") == 5
+    done = [r for r in records(out) if r["status"] == "done"]
+    assert len(done) == 5 and len({r["video_id"] for r in done}) == 5
+    from facecast.provenance.verify import verify
+    report = verify(out / "a.mp4")                    # the recorded id is the one in the video
+    assert report["found"] and report["watermark"]["payload"]["video_id"] == \
+        next(r["video_id"] for r in done if r["name"] == "a.mp4")
 
     again = facecast.batch(manifest, out, workers=2)  # the five are complete: skipped
     assert (again.done, again.skipped, again.failed) == (0, 5, 1)
@@ -166,8 +172,12 @@ def test_ray_gives_the_local_pools_frames(tmp_path, inputs):
     finally:
         ray.shutdown()
     assert local.done == on_ray.done == 2
+    # every video carries its own watermark id, so the frames differ by two faint marks only:
+    # 44.5 dB between two marks on the same frames, against at most 35 dB for another seed
+    ids = {r.video_id for r in local.results + on_ray.results}
+    assert len(ids) == 4 and None not in ids
     for name in ("f", "g"):
         a = sorted((tmp_path / "local" / name).glob("frame_*.png"))
         b = sorted((tmp_path / "ray" / name).glob("frame_*.png"))
         assert len(a) == len(b) == 15
-        assert all(np.array_equal(cv2.imread(str(x)), cv2.imread(str(y))) for x, y in zip(a, b))
+        assert min(psnr(cv2.imread(str(x)), cv2.imread(str(y))) for x, y in zip(a, b)) >= 42.0

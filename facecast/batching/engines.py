@@ -22,7 +22,7 @@ KEEP_ANIMATORS = 4            # portraits a worker keeps ready (a 512 rig holds 
 @dataclass(frozen=True)
 class JobResult:
     """What became of one job: status 'done' or 'failed' (with the reason), frames written,
-    seconds of video, and wall seconds (rig build included)."""
+    seconds of video, wall seconds (rig build included) and the video's watermark id."""
 
     row: int
     name: str
@@ -31,6 +31,7 @@ class JobResult:
     frames: int = 0
     video_s: float = 0.0
     wall_s: float = 0.0
+    video_id: str | None = None       # the id in the output's watermark (`facecast verify` reads it)
 
 
 class Worker:
@@ -65,7 +66,7 @@ class Worker:
             return JobResult(job.row, job.name, "failed", f"internal error: {type(e).__name__}: {e}",
                              wall_s=time.perf_counter() - t0)
         return JobResult(job.row, job.name, "done", frames=res.frames, video_s=res.duration_s,
-                         wall_s=time.perf_counter() - t0)
+                         wall_s=time.perf_counter() - t0, video_id=res.video_id)
 
 
 def default_workers() -> int:
