@@ -13,7 +13,7 @@ def test_json_round_trip_keeps_every_value():
                  motion_scale=1.5, expression_scale=0.8, blink_rate=9, seed=42)
     back = Controls.from_dict(json.loads(json.dumps(c.to_dict())))
     assert back == c
-    assert back.emotion == pytest.approx((0.5, 0.0, 0.0, 0.25)) and back.gaze == (-15.0, 4.5) and back.seed == 42
+    assert back.emotion == pytest.approx((0.5, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0)) and back.gaze == (-15.0, 4.5) and back.seed == 42
 
 
 def test_from_dict_merges_into_a_base_and_keeps_what_it_leaves_out():

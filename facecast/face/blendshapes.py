@@ -166,7 +166,10 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
         oc = P[outer].mean(0)
         gb = _gauss((x - bc[0]) ** 2 + (y - bc[1]) ** 2, 0.3) * (y < bc[1] + 0.25)
         go = _gauss((x - oc[0]) ** 2 + (y - oc[1]) ** 2, 0.22) * (y < oc[1] + 0.2)
-        set_(f"browDown{side}", np.stack([-sgn * 0.03 * gb, 0.09 * gb, 0 * gb], 1))
+        # AU4 draws the inner brows together as it lowers them (the corrugator), more than the outer
+        ic = P[topo.LEFT_BROW_INNER if side == "Left" else topo.RIGHT_BROW_INNER].mean(0)
+        gbi = _gauss((x - ic[0]) ** 2 + (y - ic[1]) ** 2, 0.2) * (y < ic[1] + 0.25) * (sgn * x > -0.05)
+        set_(f"browDown{side}", np.stack([-sgn * (0.03 * gb + 0.07 * gbi), 0.11 * gb + 0.03 * gbi, 0 * gb], 1))
         set_(f"browOuterUp{side}", np.stack([0 * go, -0.1 * go, 0 * go], 1))
         nose_c = P[[64, 98] if side == "Right" else [294, 327]].mean(0)
         gn = _gauss((x - nose_c[0]) ** 2 + (y - nose_c[1]) ** 2, 0.15)
@@ -211,6 +214,11 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
     set_("browInnerUp", np.stack([0 * gi, -0.1 * gi, 0 * gi], 1))
 
     # ---- eyelids -----------------------------------------------------------------------------
+    inner_fall = np.ones(n)
+
+    def sgn_side(side):
+        return 1.0 if side == "Left" else -1.0
+
     for side, eye, upper_idx, lower_idx, brow_low in (
             ("Left", topo.LEFT_EYE, topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER, [276, 283, 282, 295, 285]),
             ("Right", topo.RIGHT_EYE, topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER, [46, 53, 52, 65, 55])):
@@ -244,6 +252,15 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
         squint = np.zeros((n, 3))
         squint[:, 1] = -0.35 * height * lower_fall + 0.12 * height * upper_fall
         set_(f"eyeSquint{side}", squint)
+        # brows move over the eye, not with it: their pull fades from the brow's lower edge to
+        # nothing at the upper lash line (the lid skin between stretches or folds); the eye itself
+        # keeps its place, so a lowered brow reads as a narrower brow-to-eye gap
+        brow_fall = np.clip((up_y - y) / np.clip(up_y - brow_y, 0.05, None), 0.0, 1.0)
+        brow_fall = np.where(sgn_side(side) * x >= 0, brow_fall, 1.0)
+        for name in (f"browDown{side}", f"browOuterUp{side}"):
+            D[BLENDSHAPE_INDEX[name]] *= brow_fall[:, None]
+        inner_fall[sgn_side(side) * x >= 0] = brow_fall[sgn_side(side) * x >= 0]
+    D[BLENDSHAPE_INDEX["browInnerUp"]] *= inner_fall[:, None]
 
     # back to the camera frame, in pixels
     return (D @ rotation.T * F).astype(np.float32)

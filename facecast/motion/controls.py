@@ -28,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from ..errors import FacecastError
 from ..inputs import check_input_file
 
-EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
+EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful", "contempt")
+NUM_EMOTIONS = len(EMOTIONS) - 1          # weights held per emotion, neutral excluded
+#: other names people type for the same emotions
+EMOTION_ALIASES = {"joy": "happy", "sadness": "sad", "anger": "angry", "surprise": "surprised",
+                   "disgust": "disgusted", "fear": "fearful", "afraid": "fearful"}
+#: the emotions before disgusted, fearful and contempt were added: four weights in this order are
+#: still read (missing ones are 0)
+OLD_EMOTIONS = EMOTIONS[1:5]
 
 #: The allowed range (lo, hi) of every numeric control; for the pairs (gaze, head_offset) it
 #: holds for each of the two numbers. `Controls` checks its values against this table and the
@@ -56,9 +63,9 @@ def range_message(name: str, lo: float, hi: float, got) -> str:
 
 
 def parse_emotion(spec: str | dict | None) -> np.ndarray:
-    """'happy:0.7' or 'happy' (intensity 0.7) or {'happy': 0.5, 'sad': 0.2} -> (4,) weights
-    for happy, sad, angry, surprised in [0, 1]."""
-    v = np.zeros(4, np.float32)
+    """'happy:0.7' or 'happy' (intensity 0.7) or 'happy:0.5+sad:0.2' or {'happy': 0.5, 'sad': 0.2}
+    -> (NUM_EMOTIONS,) weights in [0, 1], in the order of EMOTIONS[1:]."""
+    v = np.zeros(NUM_EMOTIONS, np.float32)
     if spec is None or spec == "":
         return v
     if isinstance(spec, dict):
@@ -72,6 +79,7 @@ def parse_emotion(spec: str | dict | None) -> np.ndarray:
             except ValueError:
                 raise FacecastError(f"bad emotion {spec!r}; use e.g. happy:0.7") from None
     for name, inten in items:
+        name = EMOTION_ALIASES.get(name, name)
         if name not in EMOTIONS:
             raise FacecastError(f"unknown emotion {name!r}; choose from {', '.join(EMOTIONS)}")
         if isinstance(inten, bool) or not isinstance(inten, (int, float, np.floating, np.integer)):
@@ -84,15 +92,16 @@ def parse_emotion(spec: str | dict | None) -> np.ndarray:
 
 
 Pair = tuple[float, float]
-EmotionWeights = tuple[float, float, float, float]
+EmotionWeights = tuple[float, float, float, float, float, float, float]
 
 
 class Controls(BaseModel):
     """One setting of every control: one pydantic model for the command line, the controls file,
     the HTTP API and the WebSocket messages, with one JSON round trip (`to_dict` / `from_dict`).
 
-    emotion: weights for happy, sad, angry, surprised in [0, 1] (given as 'happy:0.7', a dict, or
-        four numbers; see `parse_emotion`), held as float32 values.
+    emotion: weights for happy, sad, angry, surprised, disgusted, fearful, contempt in [0, 1]
+        (given as 'happy:0.7', a dict, or seven numbers in that order -- four, for the first four,
+        as before those three were added; see `parse_emotion`), held as float32 values.
     gaze: (yaw, pitch) degrees the eyes rest on (0, 0 = the camera); small saccades are added.
     head_distance: head size factor (1 = as photographed, > 1 closer).
     head_offset: (x, y) head position offset in crop widths.
@@ -106,7 +115,7 @@ class Controls(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    emotion: EmotionWeights = (0.0, 0.0, 0.0, 0.0)
+    emotion: EmotionWeights = (0.0,) * NUM_EMOTIONS
     gaze: Pair = (0.0, 0.0)
     head_distance: float = 1.0
     head_offset: Pair = (0.0, 0.0)
@@ -171,11 +180,15 @@ class Controls(BaseModel):
 
 
 def _emotion_vector(v) -> np.ndarray:
-    """Four emotion weights (happy, sad, angry, surprised) in [0, 1] -> (4,) float32."""
+    """Seven emotion weights (EMOTIONS[1:] order) in [0, 1] -> (NUM_EMOTIONS,) float32; four
+    (happy, sad, angry, surprised: the older form) are read with the others 0."""
     try:
-        w = np.asarray(v, np.float32).reshape(4)
+        w = np.asarray(v, np.float32).reshape(-1)
+        if w.size == len(OLD_EMOTIONS):
+            w = np.concatenate([w, np.zeros(NUM_EMOTIONS - w.size, np.float32)])
+        w = w.reshape(NUM_EMOTIONS)
     except (TypeError, ValueError):
-        raise FacecastError(f"emotion must be like 'happy:0.7', {{\"happy\": 0.5}} or four weights, got {v!r}") from None
+        raise FacecastError(f"emotion must be like 'happy:0.7', {{\"happy\": 0.5}} or seven weights, got {v!r}") from None
     if not np.all((w >= 0) & (w <= 1)):
         raise FacecastError(f"emotion weights must be in 0..1, got {[format_number(x) for x in w]}")
     return w

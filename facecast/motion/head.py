@@ -70,8 +70,11 @@ class HeadMotion:
         noise = rng.standard_normal(3)
         self.gesture += -g * self.gesture + math.sqrt(2 * g) * GESTURE_DEG * noise * talk * energy
         breath = BREATH_DEG * (1.0 - talk) * math.sin(2 * np.pi * BREATH_HZ * t + self.breath_phase)
-        emo = c.emotion                              # happy, sad, angry, surprised
-        bias = np.array([-4.0 * emo[1] - 1.5 * emo[2] + 2.0 * emo[3], 0.0, 0.0])
+        emo = c.emotion                 # happy, sad, angry, surprised, disgusted, fearful, contempt
+        # posture with the emotion: sadness drops the head, anger lowers it a little, surprise and
+        # contempt lift the chin (contempt with a slight turn and tilt), disgust draws it down
+        bias = np.array([-4.0 * emo[1] - 1.5 * emo[2] + 2.0 * emo[3] - 1.5 * emo[4] + 1.0 * emo[5] + 2.5 * emo[6],
+                         -2.0 * emo[6], 1.5 * emo[6]])
         target = ms * (self.drift + self.gesture + prosody.accent
                        + np.array([INTONATION_DEG * prosody.f0_dev + breath, 0.0, 0.0]) + bias) * (1.0 - 0.3 * emo[1])
         # critically damped second-order smoothing (semi-implicit Euler, in steps short enough to
