@@ -20,6 +20,7 @@ import numpy as np
 from ..face import topology as topo
 
 OPEN_PHOTO_GAP = 0.06  # inner-lip gap (x face scale) above which the photo's own mouth is reused
+OWN_TEETH_DROP = 0.6    # x how far the photo's raised upper lip comes down at rest: how far its own teeth are lowered
 OWN_OPENING_START = 0.012  # x face scale: lips parted less than this show no interior (a seam)
 
 
@@ -81,6 +82,9 @@ class MouthModel:
     anchor_xy_lower: np.ndarray
     own_teeth: bool
     face_scale: float = 0.0
+    palette: Palette | None = None
+    lip_ref: np.ndarray | None = None  # (2,) the photo's upper inner lip (landmark 13)
+    teeth_drop: float = 0.0            # x how far that lip has come down: how far the upper layer follows
 
 
 def _skin_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -98,7 +102,8 @@ def build_mouth(rig) -> MouthModel:
     skin = _skin_colour(rig.image, lm)
     lip_px = img[rig.masks["lips"] > 128]
     lip = lip_px.mean(0) if len(lip_px) else skin * np.float32([0.8, 0.5, 0.5])
-    cavity = np.clip(lip * np.float32([0.32, 0.16, 0.16]), 0, 255).astype(np.float32)
+    pal = palette(skin, lip)
+    cavity = pal.mucosa
     # anchors far from collinear: mouth corners + nose tip (skull), lower lip + chin (jaw)
     upper_anchors = [61, 291, 1]
     lower_anchors = [84, 314, 152]
@@ -110,10 +115,10 @@ def build_mouth(rig) -> MouthModel:
     if own:
         upper, lower = _own_layers(rig)
     else:
-        upper, lower = _reference_layers(rig, skin, centre, width, F)
+        upper, lower = _reference_layers(rig, skin, centre, width, F, pal)
     return MouthModel(cavity, upper, lower, upper_anchors, lower_anchors,
                       lm[upper_anchors, :2].astype(np.float32), lm[lower_anchors, :2].astype(np.float32), own,
-                      float(F))
+                      float(F), pal, lm[13, :2].astype(np.float32), OWN_TEETH_DROP if own else 0.0)
 
 
 def _own_layers(rig) -> tuple[Layer, Layer]:
@@ -152,7 +157,8 @@ def _own_layers(rig) -> tuple[Layer, Layer]:
     fade = np.clip(1.0 - dist / max(2.0, 0.05 * w), 0.0, 1.0).astype(np.float32)
     ua *= fade
     la *= fade
-    return Layer(patch.astype(np.float32), ua, (x0, y0)), Layer(patch.astype(np.float32), la, (x0, y0))
+    return (Layer(patch.astype(np.float32), ua, (x0, y0)),
+            Layer(patch.astype(np.float32), la, (x0, y0)))
 
 
 def _teeth_split(patch: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -184,52 +190,133 @@ def _sorted_xy(c: np.ndarray):
     return c[o, 0], c[o, 1]
 
 
-def _reference_layers(rig, skin, centre, width, F) -> tuple[Layer, Layer]:
-    ref = reference_teeth()
-    # colour-match: scale by the ratio of skin colours (lighting), softened towards neutral
-    gain = np.clip((skin + 10) / (ref.skin + 10), 0.35, 1.5) ** 0.7
-    rgb = ref.rgb * gain[None, None, :]
-    # upper row: the reference is scaled so its teeth span the mouth's inner width
-    tw = width * 0.98
-    s = tw / ref.rgb.shape[1]
-    th = max(4, int(round(ref.rgb.shape[0] * s)))
-    tw_i = max(4, int(round(tw)))
-    up_rgb = cv2.resize(rgb, (tw_i, th), interpolation=cv2.INTER_AREA)
-    up_a = cv2.resize(ref.alpha, (tw_i, th), interpolation=cv2.INTER_AREA)
-    # shade towards the corners (teeth curve away into the dark)
-    xs = np.linspace(-1, 1, tw_i)[None, :]
-    shade = (1.0 - 0.55 * np.abs(xs) ** 2.2).astype(np.float32)
-    up_rgb = up_rgb * shade[..., None]
-    up_a = up_a * np.clip(1.25 - np.abs(xs) ** 3, 0, 1)
-    # the top of the teeth hides under the upper lip
-    ux0 = int(round(centre[0] - tw_i / 2))
-    uy0 = int(round(rig.landmarks[13, 1] - 0.42 * th))
-    upper = Layer(up_rgb.astype(np.float32), up_a.astype(np.float32), (ux0, uy0))
-    # lower row: the same texture flipped, narrower and in more shadow, below the upper row
-    lw = max(4, int(round(tw_i * 0.82)))
-    lh = max(3, int(round(th * 0.8)))
-    lo_rgb = cv2.resize(rgb[::-1], (lw, lh), interpolation=cv2.INTER_AREA)
-    lo_a = cv2.resize(ref.alpha[::-1], (lw, lh), interpolation=cv2.INTER_AREA)
-    xs = np.linspace(-1, 1, lw)[None, :]
-    lo_rgb = lo_rgb * (0.78 * (1.0 - 0.55 * np.abs(xs) ** 2.2))[..., None]
-    lo_a = lo_a * np.clip(1.25 - np.abs(xs) ** 3, 0, 1)
-    # tongue: a soft dark-red mound behind the lower teeth
-    tongue_h = lh * 2
-    canvas_rgb = np.zeros((tongue_h, lw, 3), np.float32)
-    canvas_a = np.zeros((tongue_h, lw), np.float32)
-    yy, xx = np.mgrid[0:tongue_h, 0:lw].astype(np.float32)
-    ell = ((xx - lw / 2) / (lw * 0.42)) ** 2 + ((yy - tongue_h * 0.75) / (tongue_h * 0.55)) ** 2
-    t_a = np.clip((1.0 - ell) * 3, 0, 1)
-    lip_like = skin * np.float32([0.72, 0.38, 0.38])
-    tshade = np.clip(0.45 + 0.4 * (yy / tongue_h), 0, 1)[..., None]
-    canvas_rgb[:] = lip_like * tshade
-    canvas_a[:] = t_a
-    # lower teeth drawn over the tongue at the top of the canvas
-    ta = lo_a[..., None]
-    canvas_rgb[:lh] = canvas_rgb[:lh] * (1 - ta) + lo_rgb * ta
-    canvas_a[:lh] = np.maximum(canvas_a[:lh], lo_a)
-    lx0 = int(round(centre[0] - lw / 2))
-    ly0 = int(round(rig.landmarks[13, 1] + 0.12 * th))   # lower incisors just behind the upper ones
+def _tint(c: np.ndarray) -> np.ndarray:
+    """A colour's hue and saturation as a multiplier around 1 (grey -> [1, 1, 1])."""
+    c = np.maximum(np.asarray(c, np.float32), 1.0)
+    return c / float(_luma(c))
+
+
+def _luma(c) -> float:
+    c = np.asarray(c, np.float32)
+    return float(0.299 * c[..., 0] + 0.587 * c[..., 1] + 0.114 * c[..., 2])
+
+
+@dataclass
+class Palette:
+    """The interior's colours, all from the image's own skin and lips: a grey photo gets a grey
+    mouth, a sepia one a sepia mouth. Each is a luminance times a power of the lips' tint."""
+
+    teeth: np.ndarray
+    gum: np.ndarray
+    mucosa: np.ndarray
+    throat: np.ndarray
+    tongue: np.ndarray
+    gap: np.ndarray
+
+
+def palette(skin: np.ndarray, lip: np.ndarray) -> Palette:
+    ys = max(20.0, _luma(skin))
+    t_lip, t_skin = _tint(lip), _tint(skin)
+    def col(lum, tint, k):
+        return np.clip(lum * ys * tint ** k, 0, 255).astype(np.float32)
+    return Palette(teeth=np.minimum(col(1.25, t_skin, 0.6), 238).astype(np.float32), gum=col(0.62, t_lip, 1.5), mucosa=col(0.5, t_lip, 1.7),
+                   throat=col(0.16, t_lip, 1.3), tongue=col(0.56, t_lip, 1.45), gap=col(0.2, t_lip, 1.3))
+
+
+# projected tooth widths from the middle of the arch outwards (central incisor first), arch units
+UPPER_TEETH = (1.0, 0.78, 0.85, 0.75, 0.75, 0.75)
+LOWER_TEETH = (0.62, 0.66, 0.75, 0.75, 0.78, 0.8)
+
+
+def _tooth_row(w: int, h: int, widths, length, teeth, gum, gap, upper: bool, gum_h: int):
+    """One row of teeth (w, h + gum_h): per column the tooth it lies on (the arch curves away, so
+    teeth round it look narrower), each rounded, separated by a thin dark line, with its biting
+    edge a little translucent and a soft specular on the front teeth; the gum is scalloped
+    between them. upper: crowns hang down from the gum; otherwise they rise from it."""
+    H = h + gum_h
+    xs = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1            # -1..1 across the row
+    edges = np.concatenate([[0.0], np.cumsum(widths)])
+    edges = edges / edges[-1]                                          # arch position 0..1 per side
+    ang = np.arcsin(np.clip(np.abs(xs), 0, 0.999)) / np.arcsin(0.999)  # foreshortening round the arch
+    k = np.clip(np.searchsorted(edges, ang, side="right") - 1, 0, len(widths) - 1)
+    s = (ang - edges[k]) / np.maximum(edges[k + 1] - edges[k], 1e-6)  # 0..1 across the tooth
+    c = 2 * s - 1
+    lens = np.asarray(length, np.float32)[k] * h                        # crown length per column
+    tip = np.where(k == 2, 0.1 * np.abs(c) + 0.1 * c ** 4, 0.2 * c ** 4)            # canines pointed, others rounded
+    crown = lens * (1 - tip)
+    base = gum_h * (0.25 + 0.75 * c ** 2)                                # scalloped gum line
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    if upper:
+        d_gum = yy - base[None, :]                      # px below the gum line
+        d_edge = (gum_h + crown)[None, :] - yy          # px above the biting edge
+    else:
+        d_gum = (H - base)[None, :] - yy
+        d_edge = yy - (H - gum_h - crown)[None, :]
+    tooth_a = np.clip(d_edge + 0.5, 0, 1) * np.clip(d_gum + 0.5, 0, 1)
+    rel = np.clip(1 - d_edge / np.maximum(crown, 1)[None, :], 0, 1)     # 0 at the gum, 1 at the edge
+    shade = (1 - 0.3 * np.abs(c) ** 4)[None, :] * (0.84 + 0.16 * np.sin(np.pi * np.clip(rel, 0, 1) ** 0.8))
+    shade = shade * (1 - 0.12 * np.clip((rel - 0.8) / 0.2, 0, 1))      # translucent biting edge
+    shade = shade * (1 - 0.55 * np.abs(xs) ** 2.2)[None, :]            # teeth turn away into the dark
+    spec = 0.18 * np.exp(-((c + 0.3) / 0.25) ** 2)[None, :] * np.exp(-((rel - 0.45) / 0.25) ** 2) * (k < 2)[None, :]
+    rgb = teeth[None, None, :] * shade[..., None] + spec[..., None] * (255 - teeth)[None, None, :] * 0.8
+    sep = np.clip((np.abs(c) - 0.88) / 0.12, 0, 1)[None, :, None] ** 2    # dark line between teeth
+    rgb = rgb * (1 - 0.45 * sep) + gap[None, None, :] * 0.45 * sep
+    gum_a = np.clip(-d_gum + 0.5, 0, 1) * (np.clip(gum_h - np.abs(d_gum), 0, gum_h) > 0)
+    gum_rgb = gum[None, None, :] * (0.75 + 0.25 * np.clip(-d_gum / max(gum_h, 1), 0, 1))[..., None]
+    gum_rgb = gum_rgb * (1 - 0.5 * np.abs(xs) ** 2)[None, :, None]
+    out = rgb * tooth_a[..., None] + gum_rgb * (1 - tooth_a[..., None])
+    alpha = np.maximum(tooth_a, np.clip(-d_gum + 0.5, 0, 1))
+    alpha = alpha * np.clip(1.3 - np.abs(xs) ** 3, 0, 1)[None, :]
+    return out.astype(np.float32), alpha.astype(np.float32)
+
+
+def _reference_layers(rig, skin, centre, width, F, pal: Palette) -> tuple[Layer, Layer]:
+    """Teeth for a photo that shows none: both rows drawn at rig time in the image's palette,
+    where they sit behind the lips of the face at rest."""
+    rest = rig.expression.rest_landmarks[:, :2] if getattr(rig, "expression", None) is not None else rig.landmarks[:, :2]
+    seam = float((rest[13, 1] + rest[14, 1]) / 2)
+    W = width
+    # upper row: central incisors ~0.2 x the mouth's inner width long, with a gum line above
+    tw = max(8, int(round(0.98 * W)))
+    th = max(4, int(round(0.22 * W)))
+    gh = max(2, int(round(0.1 * W)))
+    up_rgb, up_a = _tooth_row(tw, th, UPPER_TEETH, (1.0, 0.85, 0.95, 0.8, 0.75, 0.7), pal.teeth, pal.gum,
+                              pal.gap, True, gh)
+    ux0 = int(round(centre[0] - tw / 2))
+    uy0 = int(round(seam + 0.1 * W - th - gh))           # biting edge below the seam: lips parted in speech show it
+    upper = Layer(up_rgb, up_a, (ux0, uy0))
+    # lower row: narrower teeth, biting edge just behind the upper one, and the tongue behind it
+    lw = max(8, int(round(0.8 * W)))
+    lh = max(3, int(round(0.17 * W)))
+    lgh = max(2, int(round(0.08 * W)))
+    lo_rgb, lo_a = _tooth_row(lw, lh, LOWER_TEETH, (0.9, 0.9, 0.95, 0.8, 0.75, 0.7), pal.teeth * 0.9,
+                              pal.gum, pal.gap, False, lgh)
+    pad = max(2, int(round(0.08 * W)))                     # the tongue's back rises above the teeth's edge
+    tongue_h = int(round(0.55 * W)) + pad
+    tw2 = max(lw, int(round(0.85 * W)))
+    canvas_rgb = np.zeros((tongue_h, tw2, 3), np.float32)
+    canvas_a = np.zeros((tongue_h, tw2), np.float32)
+    yy, xx = np.mgrid[0:tongue_h, 0:tw2].astype(np.float32)
+    top = 0.5 * pad
+    ex = (xx - tw2 / 2) / (tw2 * 0.44)
+    ey = (yy - top) / (tongue_h - top)
+    y_top = top + 0.3 * tongue_h * ex ** 2                  # a dome, falling away to the sides
+    body = np.clip((yy - y_top) / 1.5 + 0.5, 0, 1) * np.clip((1 - np.abs(ex)) * 6, 0, 1)
+    t_shade = (0.55 + 0.45 * np.exp(-(ey / 0.45) ** 2)) * (1 - 0.35 * ex ** 2)    # lit on top, dark round the sides
+    groove = 1 - 0.12 * np.exp(-(ex / 0.06) ** 2) * np.clip(ey * 3, 0, 1)      # the median groove
+    t_rgb = pal.tongue[None, None, :] * (t_shade * groove)[..., None]
+    t_spec = 0.22 * np.exp(-((ex + 0.15) / 0.3) ** 2 - ((ey - 0.12) / 0.1) ** 2)
+    t_rgb = t_rgb + t_spec[..., None] * (255 - pal.tongue)[None, None, :] * 0.6
+    canvas_rgb[:] = t_rgb
+    canvas_a[:] = body
+    ox = (tw2 - lw) // 2
+    la = lo_a[..., None]
+    rows = slice(pad, pad + lh + lgh)
+    sub = canvas_rgb[rows, ox:ox + lw]
+    canvas_rgb[rows, ox:ox + lw] = sub * (1 - la) + lo_rgb * la
+    canvas_a[rows, ox:ox + lw] = np.maximum(canvas_a[rows, ox:ox + lw], lo_a)
+    lx0 = int(round(centre[0] - tw2 / 2))
+    ly0 = int(round(seam - 0.12 * W)) - pad                          # lower edges just behind the upper teeth
     lower = Layer(canvas_rgb.astype(np.float32), canvas_a.astype(np.float32), (lx0, ly0))
     return upper, lower
 
@@ -287,21 +374,40 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
     cv2.fillPoly(mask, [np.round((poly - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     if int(mask.max()) < 8:
         return
-    # cavity: darkest in the middle depth, lighter near the lips
+    W = max(4.0, float(np.hypot(*across)))
+    # depth: distance from the lips; the throat darkens towards the back, mucosa lines the rim
     dist = cv2.distanceTransform((mask > 127).astype(np.uint8), cv2.DIST_L2, 3)
-    depth = np.clip(dist / max(2.0, float(dist.max())), 0, 1)[..., None]
-    out = mouth.cavity[None, None, :] * (1.35 - 0.6 * depth)
+    pal = mouth.palette
+    near = np.exp(-dist / max(1.0, 0.08 * W))[..., None]
+    deep = np.clip(dist / max(2.0, 0.3 * W), 0, 1)[..., None]
+    out = pal.throat[None, None, :] + (pal.mucosa - pal.throat)[None, None, :] * np.maximum(near, 0.6 * (1 - deep))
+    if mouth.teeth_drop > 0.0:
+        # a photo that shows its teeth has its upper lip raised; as the lip comes down over them,
+        # the photo's upper teeth follow a part of the way (speakers show a little of their upper
+        # teeth under the lip); the photo's own expression leaves them where they are
+        m = cv2.getAffineTransform(np.ascontiguousarray(mouth.anchor_xy_upper, np.float32),
+                                   np.ascontiguousarray(upper_dst, np.float32))
+        ref = m[:, :2] @ mouth.lip_ref + m[:, 2]
+        dy = float((deformed_lm[13] - ref) @ down)
+        shift = mouth.teeth_drop * float(np.clip(dy, 0.0, 0.1 * mouth.face_scale))
+        upper_dst = np.asarray(upper_dst, np.float32) + np.float32(shift) * down.astype(np.float32)
     for layer, src, dst in ((mouth.lower, mouth.anchor_xy_lower, lower_dst),
                             (mouth.upper, mouth.anchor_xy_upper, upper_dst)):
         rgb, a = _warp_layer(layer, src, dst, lo, shape)
         a = a[..., None]
         out = out * (1 - a) + rgb * a
     if not mouth.own_teeth:
-        # lip shadow: the upper lip shades the top of the opening
+        # occlusion: the upper lip shades what lies under it, the lips shade the rim and corners
         yy = np.arange(shape[0], dtype=np.float32)[:, None]
         top = np.interp(np.arange(shape[1]) + lo[0], *_sorted_xy(deformed_lm[topo.LIPS_INNER_UPPER])) - lo[1]
-        shadow = np.clip((yy - top[None, :]) / max(2.0, 0.06 * shape[1]), 0, 1) * 0.35 + 0.65
-        out = out * shadow[..., None]
+        under = np.clip((yy - top[None, :]) / max(2.0, 0.07 * W), 0, 1)
+        rim = np.clip(dist / max(1.0, 0.035 * W), 0, 1)
+        out = out * (0.55 + 0.45 * np.minimum(under, 0.4 + 0.6 * rim))[..., None]
+    # a feathered edge bounded by the outline: 1-2 px of soft rim inside it, nothing outside
+    sigma = max(0.6, 0.9 * S / 512)
+    soft = cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32) / 255.0
+    alpha = np.clip((soft - 0.25) / 0.65, 0, 1)
+    alpha = alpha * alpha * (3 - 2 * alpha)
     region = frame[lo[1]:hi[1], lo[0]:hi[0]]
-    m = mask.astype(np.float32)[..., None] * (visible / 255.0)
+    m = alpha[..., None] * visible
     region[:] = np.clip(region + m * (out - region) + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,129 @@
+"""The mouth interior (issue 10): lips stay lips, a feathered edge, the image's own palette, two
+distinct rows of teeth, and the interior probe that `facecast eval real` can use."""
+import cv2
+import matplotlib.cbook
+import numpy as np
+import pytest
+
+from facecast.evaluation.interior import interior_probe
+from facecast.face import topology as topo
+from facecast.face.rig import build_rig
+from facecast.motion.types import MotionFrame
+from facecast.rendering.mouth import composite_mouth, smooth_loop
+from facecast.rendering.renderer import Renderer
+
+SIZE = 384
+WIDE = {"jawOpen": 0.65, "mouthLowerDownLeft": 0.2, "mouthLowerDownRight": 0.2}
+
+
+def _grace():
+    img = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[:, :, ::-1]
+    return np.ascontiguousarray(img)
+
+
+@pytest.fixture(scope="module")
+def grace(tracker):
+    return Renderer(build_rig(_grace(), SIZE, tracker=tracker))
+
+
+@pytest.fixture(scope="module")
+def gray(tracker):
+    g = cv2.cvtColor(cv2.cvtColor(_grace(), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    return Renderer(build_rig(g, SIZE, tracker=tracker))
+
+
+def _with_without(r: Renderer, weights):
+    """The frame with the mouth interior drawn, the same frame without it, and its geometry."""
+    m = MotionFrame(blendshapes=weights)
+    geo, smap, _band = r.warp(m)
+    if smap is None:
+        warped = r.rig.image.copy()
+    else:
+        warped = np.ascontiguousarray(cv2.remap(r.rig.image, smap, None, cv2.INTER_LINEAR,
+                                                borderMode=cv2.BORDER_REPLICATE))
+    drawn = warped.copy()
+    composite_mouth(drawn, r.mouth, geo.landmarks, geo.teeth_upper, geo.teeth_lower, r.photo_gap)
+    return drawn, warped, geo
+
+
+def _inside(geo, shape, grow=0):
+    mask = np.zeros(shape[:2], np.uint8)
+    poly = smooth_loop(geo.landmarks[topo.LIPS_INNER])
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
+    if grow > 0:
+        mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    elif grow < 0:
+        mask = cv2.erode(mask, np.ones((-2 * grow + 1, -2 * grow + 1), np.uint8))
+    return mask > 0
+
+
+def test_closed_mouth_draws_nothing(grace):
+    drawn, warped, _geo = _with_without(grace, {"jawOpen": 0.0})
+    assert np.array_equal(drawn, warped)
+
+
+def test_opening_is_bounded_by_the_inner_lip_outline(grace):
+    drawn, warped, geo = _with_without(grace, WIDE)
+    changed = np.abs(drawn.astype(int) - warped.astype(int)).max(2) > 2
+    assert changed.sum() > 200
+    # the lips are never painted over: nothing changes beyond a pixel outside the outline
+    assert not np.any(changed & ~_inside(geo, drawn.shape, grow=1))
+
+
+def test_edge_is_feathered(grace):
+    drawn, _warped, geo = _with_without(grace, WIDE)
+    lum = drawn.astype(np.float32).mean(2)
+    x = int(round(geo.landmarks[14, 0]))
+    y = int(round(geo.landmarks[14, 1]))
+    col = lum[y - 6:y + 5, x]      # from inside the mouth down across the lower lip's inner edge
+    steps = np.abs(np.diff(col))
+    total = abs(float(col[-1] - col[0])) + 1e-6
+    # no single-pixel stair: the change is spread over at least two pixels
+    assert steps.max() < 0.75 * max(total, float(col.max() - col.min()))
+
+
+def test_grayscale_photo_gets_a_gray_interior(gray):
+    drawn, _warped, geo = _with_without(gray, WIDE)
+    inside = _inside(geo, drawn.shape, grow=-2)
+    px = drawn[inside].astype(np.int32)
+    assert len(px) > 100
+    assert int((px.max(1) - px.min(1)).max()) <= 3
+
+
+def test_interior_lightness_and_two_rows_of_teeth(grace):
+    drawn, _warped, geo = _with_without(grace, WIDE)
+    vals = interior_probe(drawn, np.c_[geo.landmarks, np.zeros(len(geo.landmarks))])
+    assert vals is not None
+    assert 0.25 < vals["interior_lightness"] < 0.9
+    assert vals["teeth_share"] > 0.05
+    # teeth both in the upper and the lower part of the opening (two rows, the lower on the jaw)
+    inside = _inside(geo, drawn.shape, grow=-1)
+    ys = np.nonzero(inside)[0]
+    top, bottom = np.percentile(ys, 25), np.percentile(ys, 75)
+    lab = cv2.cvtColor(drawn, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bright = (lab[..., 0] > 0.6 * lab[..., 0][inside].max()) & inside
+    rows = np.nonzero(bright)[0]
+    assert (rows < top).sum() > 20 and (rows > bottom).sum() > 5
+
+
+def test_lower_lip_keeps_its_thickness(grace):
+    r = grace
+    lm0 = r.geometry(MotionFrame(blendshapes={}))[0].landmarks
+    lm1 = r.geometry(MotionFrame(blendshapes=WIDE))[0].landmarks
+    pairs = np.array([(14, 17), (87, 84), (317, 314)])
+
+    def thick(lm):
+        return float(np.mean(lm[pairs[:, 1], 1] - lm[pairs[:, 0], 1]))
+    assert thick(lm1) >= 0.9 * thick(lm0)
+
+
+def test_probe_on_a_drawn_mouth(grace):
+    # closed: no pixel inside the outline -> None
+    lm = np.c_[grace.rig.landmarks[:, :2], np.zeros(478)]
+    assert interior_probe(grace.rig.image, lm) is None or \
+        interior_probe(grace.rig.image, lm)["teeth_share"] < 0.5
+    drawn, _w, geo = _with_without(grace, WIDE)
+    v = interior_probe(drawn, np.c_[geo.landmarks, np.zeros(478)])
+    assert set(v) == {"interior_lightness", "teeth_share", "edge_contrast", "lower_lip_thickness"}
+    assert all(np.isfinite(list(v.values())))
+    assert v["lower_lip_thickness"] > 0
