@@ -72,7 +72,8 @@ from .metrics import HEAD_SMOOTH_S, _json_clean, count_blinks, estimate_lag, hea
 from .retrack import eye_openness
 
 CLOSED_GAP = 0.04            # lips closed: inner-lip gap below this many IODs (issue 12)
-OPEN_GAP = 0.15              # mouth open (for the interior measures): gap at least this many IODs
+OPEN_GAP = 0.1               # mouth open (for the interior measures): gap at least this many IODs
+                             # (real speakers pass 0.15 in only a few frames a clip)
 LAG_SEARCH_S = 0.2           # best-lag search range +-
 MOUTH_POINTS = np.array(topo.LIPS_OUTER + topo.LIPS_INNER)
 #: Measures of the mouth interior (issue 10), reserved here: open-mouth frames, facecast / real.

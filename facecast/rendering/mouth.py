@@ -216,11 +216,16 @@ class Palette:
 
 def palette(skin: np.ndarray, lip: np.ndarray) -> Palette:
     ys = max(20.0, _luma(skin))
-    t_lip, t_skin = _tint(lip), _tint(skin)
+    t_skin = _tint(skin)
+    # the inside of the mouth is redder than the skin, as the lips are; half the lips' own
+    # difference from the skin is taken, so lipstick does not colour the throat
+    t_lip = t_skin * (_tint(lip) / t_skin) ** 0.6
+
     def col(lum, tint, k):
         return np.clip(lum * ys * tint ** k, 0, 255).astype(np.float32)
-    return Palette(teeth=np.minimum(col(1.25, t_skin, 0.6), 238).astype(np.float32), gum=col(0.62, t_lip, 1.5), mucosa=col(0.5, t_lip, 1.7),
-                   throat=col(0.16, t_lip, 1.3), tongue=col(0.56, t_lip, 1.45), gap=col(0.2, t_lip, 1.3))
+    return Palette(teeth=np.minimum(col(1.35, t_skin, 0.6), 240).astype(np.float32), gum=col(0.62, t_lip, 1.5),
+                   mucosa=col(0.5, t_lip, 1.7), throat=col(0.16, t_lip, 1.3), tongue=col(0.56, t_lip, 1.45),
+                   gap=col(0.2, t_lip, 1.3))
 
 
 # projected tooth widths from the middle of the arch outwards (central incisor first), arch units
@@ -291,13 +296,13 @@ def _reference_layers(rig, skin, centre, width, F, pal: Palette) -> tuple[Layer,
     lgh = max(2, int(round(0.08 * W)))
     lo_rgb, lo_a = _tooth_row(lw, lh, LOWER_TEETH, (0.9, 0.9, 0.95, 0.8, 0.75, 0.7), pal.teeth * 0.9,
                               pal.gum, pal.gap, False, lgh)
-    pad = max(2, int(round(0.08 * W)))                     # the tongue's back rises above the teeth's edge
+    pad = max(2, int(round(0.14 * W)))                     # the tongue's back rises above the teeth's edge
     tongue_h = int(round(0.55 * W)) + pad
     tw2 = max(lw, int(round(0.85 * W)))
     canvas_rgb = np.zeros((tongue_h, tw2, 3), np.float32)
     canvas_a = np.zeros((tongue_h, tw2), np.float32)
     yy, xx = np.mgrid[0:tongue_h, 0:tw2].astype(np.float32)
-    top = 0.5 * pad
+    top = 0.2 * pad
     ex = (xx - tw2 / 2) / (tw2 * 0.44)
     ey = (yy - top) / (tongue_h - top)
     y_top = top + 0.3 * tongue_h * ex ** 2                  # a dome, falling away to the sides
@@ -400,11 +405,11 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
         # occlusion: the upper lip shades what lies under it, the lips shade the rim and corners
         yy = np.arange(shape[0], dtype=np.float32)[:, None]
         top = np.interp(np.arange(shape[1]) + lo[0], *_sorted_xy(deformed_lm[topo.LIPS_INNER_UPPER])) - lo[1]
-        under = np.clip((yy - top[None, :]) / max(2.0, 0.07 * W), 0, 1)
-        rim = np.clip(dist / max(1.0, 0.035 * W), 0, 1)
-        out = out * (0.55 + 0.45 * np.minimum(under, 0.4 + 0.6 * rim))[..., None]
+        under = np.clip((yy - top[None, :]) / max(2.0, 0.05 * W), 0, 1)
+        rim = np.clip(dist / max(1.0, 0.05 * W), 0, 1)
+        out = out * (0.65 + 0.35 * np.minimum(under, 0.6 + 0.4 * rim))[..., None]
     # a feathered edge bounded by the outline: 1-2 px of soft rim inside it, nothing outside
-    sigma = max(0.6, 0.9 * S / 512)
+    sigma = max(0.7, 1.3 * S / 512)
     soft = cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32) / 255.0
     alpha = np.clip((soft - 0.25) / 0.65, 0, 1)
     alpha = alpha * alpha * (3 - 2 * alpha)
