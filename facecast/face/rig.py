@@ -7,8 +7,11 @@ behind the person once (inpainting), so head motion uncovers plausible backgroun
 the photo's own expression (`expression.fit_expression`): blendshape weights are absolute (0 = a
 neutral face with closed lips), so the renderer needs to know what the photo shows.
 
-Crop: a square of side `CROP_SCALE` x face size (the larger side of the landmark box, forehead
-to chin), centred on the face and raised by `CROP_RAISE` x face size to keep the hair in view.
+Crop (`framing.plan_crop`): a square of side `CROP_SCALE` x face size (the larger side of the
+landmark box, forehead to chin), centred on the face and raised by `CROP_RAISE` x face size to keep
+the hair in view; shifted to stay inside the photo, tightened down to `MIN_CROP_SCALE` x face size
+if it still does not fit, and only then extended past the photo with a plausible fill (never
+replicated edge pixels). `FaceRig.photo_area` says which crop pixels show the photo.
 """
 from __future__ import annotations
 
@@ -21,11 +24,10 @@ from ..errors import FacecastError
 from . import headpose
 from . import topology as topo
 from .expression import PhotoExpression, fit_expression
+from .framing import CROP_RAISE, CROP_SCALE, MIN_CROP_SCALE, extend_canvas, fill_background, person_matte, photo_coverage, plan_crop  # noqa: F401
 from .image_io import load_image
 from .tracking import DetectedFace, FaceTracker
 
-CROP_SCALE = 2.1
-CROP_RAISE = 0.06
 MIN_FACE_PX = 64
 DETECT_MAX_SIDE = 1280
 MIN_SIZE, MAX_SIZE = 256, 1024
@@ -46,6 +48,8 @@ class FaceRig:
     crop_box: (x0, y0, side) of the crop in the original photo's pixels: crop pixel (u, v) shows
         the photo at pixel coordinates (x0 + u * side / size, y0 + v * side / size).
     photo: the whole original image (H, W, 3) uint8, for full-frame paste-back.
+    photo_area: (S, S) float32 in [0, 1], the share of each crop pixel that shows the photo (the
+        rest is fill, where the crop runs past the photo's edge); None: all of it.
     expression: the photo's own expression (`expression.PhotoExpression`: absolute blendshape
         weights, and the landmarks of this face at rest).
     """
@@ -63,6 +67,7 @@ class FaceRig:
     faces_found: int = 1
     notices: list[str] = field(default_factory=list)
     expression: PhotoExpression | None = None
+    photo_area: np.ndarray | None = None
 
     def __post_init__(self):
         if self.expression is None:
@@ -125,8 +130,9 @@ def build_rig(image, size: int = 512, face_index: int = 0, tracker: FaceTracker 
             found = tracker.landmarks(crop, lenient=True)
         if not found:
             raise FacecastError("the face was found but its features could not be traced; try a sharper, more frontal photo")
-        # the face nearest the crop centre is ours
-        c = np.array([size / 2, size / 2])
+        # the face nearest where the detected one lands in the crop is ours
+        bx0, by0, bside = box
+        c = (np.array([(face.bbox[0] + face.bbox[2]) / 2, (face.bbox[1] + face.bbox[3]) / 2]) - [bx0, by0]) * size / bside
         lm = min(found, key=lambda f: np.linalg.norm(f.landmarks[:, :2].mean(0) - c)).landmarks
         person = tracker.person_mask(crop)
     finally:
@@ -197,36 +203,39 @@ def _shift(lm: np.ndarray, off: float) -> np.ndarray:
     return out
 
 
-def _square_crop(img: np.ndarray, cx: float, cy: float, side: float, out: int):
-    """Square crop of `side` px centred at (cx, cy), resampled to out x out; borders replicated."""
+def _square_crop(img: np.ndarray, x0: float, y0: float, side: float, out: int):
+    """Square crop of `side` px from (x0, y0), resampled to out x out; borders mirrored (the part
+    past the photo's edge is replaced by `framing.extend_canvas`)."""
     side = max(2.0, side)
-    x0, y0 = cx - side / 2, cy - side / 2
     s = out / side
     m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float64)
     src = img
     if s < 0.5:  # pre-shrink so the affine resample does not alias
         k = int(1 / s) // 2 * 2 + 1
         src = cv2.GaussianBlur(img, (k, k), 0)
-    crop = cv2.warpAffine(src, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(src, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     return crop, (x0, y0, side)
 
 
 def crop_portrait(photo: np.ndarray, face: DetectedFace, size: int):
     """The square portrait crop for `face`, (size, size, 3) uint8, and its box (x0, y0, side)."""
-    x0, y0, x1, y1 = face.bbox
-    fs = face.size
-    side = CROP_SCALE * fs
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - CROP_RAISE * fs
+    x0, y0, side = plan_crop(photo.shape, face.bbox, face.size)
+    crop, box = _crop_box(photo, x0, y0, side, size)
+    return extend_canvas(crop, photo_coverage(photo.shape, box, size)), box
+
+
+def _crop_box(photo: np.ndarray, x0: float, y0: float, side: float, size: int):
     if side / size > 1.5:  # big downscale: area-average first for a clean crop
         f = size * 1.5 / side
         small = cv2.resize(photo, (max(1, round(photo.shape[1] * f)), max(1, round(photo.shape[0] * f))),
                            interpolation=cv2.INTER_AREA)
-        crop, (sx0, sy0, sside) = _square_crop(small, cx * f, cy * f, side * f, size)
+        fx, fy = small.shape[1] / photo.shape[1], small.shape[0] / photo.shape[0]
+        # photo pixel x is pixel (x + 0.5) * fx - 0.5 of `small`
+        crop, (sx0, sy0, sside) = _square_crop(small, (x0 + 0.5) * fx - 0.5, (y0 + 0.5) * fy - 0.5, side * fx, size)
         # the box in the photo's pixels: a pixel of `small` at index i covers the photo at
         # (i + 0.5) / f - 0.5 (per axis, with the factors the rounding of its size gave)
-        fx, fy = small.shape[1] / photo.shape[1], small.shape[0] / photo.shape[0]
         return crop, ((sx0 + 0.5) / fx - 0.5, (sy0 + 0.5) / fy - 0.5, sside / fx)
-    return _square_crop(photo, cx, cy, side, size)
+    return _square_crop(photo, x0, y0, side, size)
 
 
 def assemble_rig(crop, lm, person, box, photo, faces_found, notices) -> FaceRig:
@@ -238,11 +247,14 @@ def assemble_rig(crop, lm, person, box, photo, faces_found, notices) -> FaceRig:
     # pivot: between the ears, a little behind and below their landmarks
     ears = (lm[234].astype(np.float64) + lm[454]) / 2
     center = ears + rot @ np.array([0.0, 0.15, 0.25]) * face_scale
-    masks = draw_masks(lm, person, size)
+    area = photo_coverage(photo.shape, box, size)
+    person = person_matte(crop, np.clip(np.asarray(person, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    masks = draw_masks(lm, person.astype(np.float32) / 255.0, size)
     background = fill_background(crop, masks["person"])
     return FaceRig(image=crop, landmarks=lm, rotation=rot, pose=pose, head_center=center.astype(np.float32),
                    face_scale=face_scale, masks=masks, background=background, crop_box=tuple(map(float, box)),
-                   photo=photo, faces_found=faces_found, notices=notices)
+                   photo=photo, faces_found=faces_found, notices=notices,
+                   photo_area=None if area.min() >= 0.999 else area)
 
 
 def _poly(mask: np.ndarray, pts: np.ndarray) -> None:
@@ -285,24 +297,3 @@ def iris_circle(lm: np.ndarray, iris: list[int]) -> tuple[np.ndarray, float]:
     c = lm[iris[0], :2]
     r = float(np.mean(np.linalg.norm(lm[iris[1:], :2] - c, axis=1)))
     return c, r
-
-
-def fill_background(crop: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """The crop with the person replaced by a plausible fill, (S, S, 3) uint8.
-
-    Inpaints a dilated person mask at quarter resolution (fast, smooth), then keeps the photo's
-    own pixels wherever the person mask is weak, so a still frame reproduces the photo.
-    """
-    size = crop.shape[0]
-    q = max(64, size // 4)
-    small = cv2.resize(crop, (q, q), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(person, (q, q), interpolation=cv2.INTER_AREA) > 40
-    hole = cv2.dilate(hole.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
-    if hole.all():
-        fill_small = np.full_like(small, np.median(small.reshape(-1, 3), axis=0).astype(np.uint8))
-    else:
-        fill_small = cv2.inpaint(small, hole, 7, cv2.INPAINT_TELEA)
-        fill_small = cv2.GaussianBlur(fill_small, (0, 0), 2.0)
-    fill = cv2.resize(fill_small, (size, size), interpolation=cv2.INTER_CUBIC)
-    k = np.clip((person.astype(np.float32) / 255.0 - 0.12) / 0.3, 0.0, 1.0)[..., None]
-    return (crop * (1 - k) + fill * k + 0.5).astype(np.uint8)
