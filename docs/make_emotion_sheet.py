@@ -1,5 +1,5 @@
-"""Render docs/emotion_sheet.png: every emotion at intensity 1 on two photos (Grace Hopper, a
-grayscale-free colour portrait, and the astronaut), labelled, with a neutral tile first.
+"""Render docs/emotion_sheet.png: every emotion at intensity 1 on two photos (Grace Hopper, with
+glasses, and the astronaut, who smiles in her photo), labelled, with a neutral tile first.
 
     python docs/make_emotion_sheet.py  ->  docs/emotion_sheet.png
 """

@@ -1,7 +1,8 @@
-"""`facecast eval lipsync` and `facecast eval real`: the command lines of the evaluations
-(argument parsers, the commands, the printed tables). The work is done by `lipsync` (render +
-re-track) and `metrics` for the first, by `real` (render a real clip's first frame with its own
-audio, re-track both videos, compare) for the second.
+"""`facecast eval lipsync`, `facecast eval real` and `facecast eval expression`: the command lines
+of the evaluations (argument parsers, the commands, the printed tables). The work is done by
+`lipsync` (render + re-track) and `metrics` for the first, by `real` (render a real clip's first
+frame with its own audio, re-track both videos, compare) for the second, by `emotions` (each
+emotion against neutral, re-tracked) for the third.
 """
 from __future__ import annotations
 
@@ -62,7 +63,48 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--save-video", metavar="DIR", help="also keep each rendered clip as DIR/<clip>.mp4")
     r.add_argument("--check", action="store_true", help="exit with code 1 when a median target is missed")
     r.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("expression", help="render each emotion at intensity 1 and report its re-tracked "
+                                          "displacements against neutral (in inter-ocular distances)",
+                       description="Render each emotion at intensity 1 on PHOTO (a closed-mouth portrait is "
+                                   "best) and re-track it: brow height, inner-brow height, brow gap, eye "
+                                   "opening, lower lid, corner lift, mouth width, upper-lip raise, each "
+                                   "against a neutral render, in inter-ocular distances.")
+    x.add_argument("image", nargs="?", default=None, metavar="PHOTO",
+                   help="portrait (default: grace_hopper.jpg from matplotlib's sample data)")
+    x.add_argument("--size", type=int, default=512, help="render size in pixels, 256-1024 (default 512)")
+    x.add_argument("--mesh", action="store_true", help="read the renderer's deformed mesh instead of re-tracking")
+    x.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    x.add_argument("--check", action="store_true", help="exit with code 1 when a target is missed")
+    x.set_defaults(func=cmd_eval)
     return ev
+
+
+def cmd_eval_expression(args) -> int:
+    """`facecast eval expression`: the table (or JSON) of `emotions.measure_emotions`; 0, or 1
+    with --check when one of `emotions.TARGETS` is missed."""
+    from ..face.rig import build_rig
+    from ..rendering.renderer import Renderer
+    from .emotions import TARGETS as EXPR_TARGETS
+    from .emotions import format_table as format_expr_table
+    from .emotions import measure_emotions, missed
+    image = args.image
+    if image is None:
+        import matplotlib.cbook
+        image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with FaceTracker(max_faces=1) as tracker:
+        renderer = Renderer(build_rig(image, args.size, tracker=tracker))
+        table = measure_emotions(renderer, None if args.mesh else tracker)
+    bad = missed(table)
+    if args.json:
+        print(json.dumps({"reading": "mesh" if args.mesh else "retracked", "size": args.size, "emotions": table,
+                          "targets": [list(t) for t in EXPR_TARGETS], "missed": bad, "passed": not bad}, indent=2))
+    else:
+        print(f"emotions at intensity 1 against neutral, {'deformed mesh' if args.mesh else 're-tracked'}, "
+              f"in inter-ocular distances (+ = up, wider, together)")
+        print(format_expr_table(table))
+        print("PASS: all targets met" if not bad else "missed: " + "; ".join(bad))
+    return 1 if (args.check and bad) else 0
 
 
 def _clips_from_args(args) -> list[tuple[str, str, str, np.ndarray, int, list[Phoneme]]]:
@@ -140,8 +182,10 @@ def cmd_eval(args) -> int:
     command = getattr(args, "eval_command", "lipsync")
     if command == "real":
         return cmd_eval_real(args)
+    if command == "expression":
+        return cmd_eval_expression(args)
     if command != "lipsync":
-        raise FacecastError(f"unknown evaluation {command!r}; use 'lipsync' or 'real'")
+        raise FacecastError(f"unknown evaluation {command!r}; use 'lipsync', 'real' or 'expression'")
     # --fps, --size and --face are range-checked by the parser (facecast.cli.OPTION_RANGES);
     # evaluate_lipsync checks fps again for API callers.
     image = args.image

@@ -16,6 +16,16 @@ from ..motion.expression import add_expression
 from ..motion.types import NUM_BLENDSHAPES, MotionFrame
 
 STABLE = [133, 362, 243, 463, 33, 263, 197, 195, 127, 356]  # eye corners, upper nose, temples: barely moved
+#: the issue's targets at intensity 1 on closed-mouth photos, re-tracked: (emotion, feature, bound),
+#: feature >= bound when bound > 0, <= bound when bound < 0
+TARGETS = [
+    ("happy", "corner_up", 0.04), ("happy", "mouth_wider", 0.06),
+    ("sad", "inner_brow_up", 0.015), ("sad", "corner_up", -0.03),
+    ("angry", "brow_up", -0.03), ("angry", "brows_together", 0.015),
+    ("surprised", "brow_up", 0.05), ("surprised", "eye_open", 0.02),
+    ("disgusted", "brow_up", -0.015), ("disgusted", "upper_lip_up", 0.02),
+    ("fearful", "inner_brow_up", 0.03), ("fearful", "mouth_wider", 0.03),
+]
 FEATURES = ("brow_up", "inner_brow_up", "brows_together", "eye_open", "lower_lid_up",
             "corner_up", "mouth_wider", "upper_lip_up")
 
@@ -95,3 +105,15 @@ def format_table(table: dict) -> str:
     for e, f in table.items():
         rows.append(f"| {e} | " + " | ".join("—" if f is None else f"{f[k]:+.3f}" for k in FEATURES) + " |")
     return "\n".join(rows)
+
+
+def missed(table: dict, targets=TARGETS) -> list[str]:
+    """The targets `table` misses, one line each ('angry brow_up -0.017 (want <= -0.030)')."""
+    bad = []
+    for emo, feat, bound in targets:
+        f = table.get(emo)
+        v = None if f is None else f[feat]
+        if v is None or (bound > 0 and v < bound) or (bound < 0 and v > bound):
+            shown = "no face" if v is None else f"{v:+.3f}"
+            bad.append(f"{emo} {feat} {shown} (want {'>=' if bound > 0 else '<='} {bound:+.3f})")
+    return bad

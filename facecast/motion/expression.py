@@ -6,7 +6,7 @@ each action unit a combination of ARKit blendshapes (`ACTION_UNITS`):
 | emotion   | action units                                                    |
 |-----------|-----------------------------------------------------------------|
 | happy     | AU6 cheek raiser + AU12 lip-corner puller                       |
-| sad       | AU1 inner-brow raiser + AU4 brow lowerer + AU15 lip-corner depressor (+ AU17) |
+| sad       | AU1 inner-brow raiser + AU4 brow lowerer (light) + AU15 lip-corner depressor (+ AU17) |
 | angry     | AU4 brow lowerer + AU5 upper-lid raiser + AU7 lid tightener + AU23/24 lip tightener/presser |
 | surprised | AU1 + AU2 outer-brow raiser + AU5 + AU26 jaw drop               |
 | disgusted | AU9 nose wrinkler + AU10 upper-lip raiser (+ AU4, AU17)         |
@@ -32,7 +32,7 @@ ACTION_UNITS: dict[str, dict[str, float]] = {
     "AU2": {"browOuterUp": 1.0},                                  # outer-brow raiser
     "AU4": {"browDown": 1.0},                                     # brow lowerer: down and together
     "AU5": {"eyeWide": 1.0},                                      # upper-lid raiser
-    "AU6": {"cheekSquint": 1.0, "eyeSquint": 0.45},               # cheek raiser, lower lid pushed up
+    "AU6": {"cheekSquint": 1.0, "eyeSquint": 0.6},                 # cheek raiser, lower lid pushed up
     "AU7": {"eyeSquint": 0.6},                                    # lid tightener
     "AU9": {"noseSneer": 1.0, "browDown": 0.3},                   # nose wrinkler (pulls brows down)
     "AU10": {"mouthUpperUp": 1.0},                                # upper-lip raiser
@@ -49,9 +49,9 @@ ACTION_UNITS: dict[str, dict[str, float]] = {
 #: emotion -> action-unit intensities at emotion intensity 1
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.0, "AU12": 1.0},
-    "sad": {"AU1": 1.0, "AU4": 0.3, "AU15": 1.0, "AU17": 0.3},
+    "sad": {"AU1": 1.0, "AU4": 0.2, "AU15": 1.0, "AU17": 0.3},
     "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.6, "AU23": 1.0, "AU24": 0.6},
-    "surprised": {"AU1": 0.8, "AU2": 1.0, "AU5": 1.0, "AU26": 0.25},
+    "surprised": {"AU1": 0.8, "AU2": 1.0, "AU5": 1.0, "AU26": 0.35},
     "disgusted": {"AU9": 1.0, "AU10": 0.7, "AU4": 0.4, "AU17": 0.3},
     "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.35, "AU5": 1.0, "AU20": 1.0, "AU26": 0.1},
     "contempt": {"AU14L": 1.0},
