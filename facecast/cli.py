@@ -8,6 +8,8 @@
     facecast serve [IMAGE] [--host 127.0.0.1] [--port 8000]
     facecast animate IMAGE (--motion motion.json|.csv | --preset NAME) -o out.mp4 [--audio A]
     facecast verify VIDEO|IMAGE [--json]
+    facecast capture VIDEO -o motion.json|motion.csv [--face N] [--max-gap S]
+    facecast drive IMAGE VIDEO -o out.mp4 [--relative | --absolute] [--audio A] [--gaze Y,P] ...
 
 User errors print one line `facecast: error: ...` and exit with code 2, bad arguments included
 (`FacecastParser`); every numeric option is checked against its range in `OPTION_RANGES`.
@@ -36,11 +38,13 @@ from .motion.presets import FPS_RANGE, SECONDS_RANGE
 OPTION_RANGES: dict[str, tuple[float, float]] = {
     "--size": (MIN_SIZE, MAX_SIZE),
     "--face": (0, 99),
+    "--driver-face": (0, 5),
     "--fps": FPS_RANGE,
     "--seconds": SECONDS_RANGE,
     "--port": (0, 65535),
     "--max-sessions": (1, 64),
     "--workers": (1, 64),
+    "--max-gap": (0.0, 60.0),          # seconds a driver video may lose the face (capture.core.MAX_GAP_RANGE)
     **{"--" + name.replace("_", "-"): lo_hi for name, lo_hi in CONTROL_RANGES.items()},
 }
 
@@ -172,6 +176,36 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="is this a facecast video? the invisible watermark, container tags, C2PA")
     v.add_argument("file", metavar="VIDEO|IMAGE", help="a video (mp4, webm, mov, mkv, ...) or an image (a frame)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    ca = sub.add_parser("capture", help="video of a face -> motion file (head pose, ARKit blendshapes, gaze, blinks)")
+    ca.add_argument("video", help="video with a face (mp4, mov, webm, mkv, ...), read at its own frame rate")
+    ca.add_argument("-o", "--output", required=True, help="motion file to write (.json or .csv)")
+    ca.add_argument("--face", type=int, default=0, help="which face to follow when there are several: 0 = largest")
+    ca.add_argument("--max-gap", type=float, default=2.0,
+                    help="seconds without a face that are interpolated (default 2); longer is an error")
+    ca.add_argument("--raw", action="store_true", help="no smoothing (the tracker's jitter stays)")
+    _add_verbosity(ca)
+
+    dr = sub.add_parser("drive", help="make the portrait perform a video (motion capture + render)")
+    _add_rig_args(dr)
+    dr.add_argument("video", help="driver video with a face; its audio track is muxed")
+    dr.add_argument("-o", "--output", required=True, help="output .mp4/.webm/.mov/.mkv, or a folder for PNG frames")
+    mode = dr.add_mutually_exclusive_group()
+    mode.add_argument("--relative", dest="mode", action="store_const", const="relative",
+                      help="apply the driver's changes from its first frame to the portrait's own expression (default)")
+    mode.add_argument("--absolute", dest="mode", action="store_const", const="absolute",
+                      help="copy the driver's blendshape weights as they are")
+    dr.set_defaults(mode="relative")
+    dr.add_argument("--audio", help="audio to mux instead of the driver's own track")
+    dr.add_argument("--driver-face", type=int, default=0, help="which face of the video drives: 0 = largest")
+    dr.add_argument("--max-gap", type=float, default=2.0,
+                    help="seconds without a face in the driver that are interpolated (default 2)")
+    dr.add_argument("--gaze", type=_pair, default=None, help="fix the eyes at YAW,PITCH degrees (default: the driver's)")
+    dr.add_argument("--motion-scale", type=float, default=1.0, help="head-motion amount, 0-3 (1 = the driver's)")
+    dr.add_argument("--expression-scale", type=float, default=1.0, help="expression amount, 0-2 (1 = the driver's)")
+    dr.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
+    _add_provenance_args(dr)
+    _add_verbosity(dr)
 
     b = sub.add_parser("batch", help="render many jobs from a CSV or JSONL manifest (local pool or Ray)")
     b.add_argument("manifest", help="CSV or JSONL: image, audio (or motion), output, controls per row (see README)")
@@ -426,6 +460,44 @@ def cmd_motion(args) -> int:
     return 0
 
 
+def cmd_capture(args) -> int:
+    from .capture.core import capture
+    motion, report = capture(args.video, args.output, face=args.face, max_gap_s=args.max_gap, smooth=not args.raw)
+    for n in report.notices():
+        print(f"facecast: {n}", file=sys.stderr)
+    if not args.quiet:
+        print(f"facecast: wrote {args.output} ({len(motion)} frames at {motion.fps:g} fps; "
+              f"captured at {report.fps:.1f} fps)", file=sys.stderr)
+    return 0
+
+
+def cmd_drive(args) -> int:
+    from .audio.io import load_audio_info
+    from .capture.core import video_info
+    from .capture.retarget import Retargeter
+    from .pipeline import Animator
+    from .video import check_output_path
+    out = check_output_path(args.output, [args.image, args.video, args.audio])
+    info = video_info(args.video)  # fail early on a bad driver or audio, before building the rig
+    if args.audio:
+        load_audio_info(args.audio)
+    elif not info.has_audio:
+        raise FacecastError(f"{args.video} has no audio track; pass --audio A to give the video a sound track")
+    Retargeter(None, args.mode, args.motion_scale, args.expression_scale, args.gaze)  # range checks
+    writer_kw = _provenance(args, out)
+    anim = Animator(args.image, rig=_rig(args), full_frame=args.full_frame, watermark=not args.no_watermark)
+    reports: list = []
+    res = anim.drive(args.video, out, mode=args.mode, audio=args.audio, face=args.driver_face,
+                     motion_scale=args.motion_scale, expression_scale=args.expression_scale, gaze=args.gaze,
+                     max_gap_s=args.max_gap, progress=Progress(not args.quiet), report=reports, **writer_kw)
+    for n in reports[0].notices() if reports else []:
+        print(f"facecast: {n}", file=sys.stderr)
+    if not args.quiet:
+        print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s, "
+              f"{res.frames / max(res.wall_s, 1e-9):.1f} fps)", file=sys.stderr)
+    return 0
+
+
 def cmd_verify(args) -> int:
     """Exit 0 when the watermark is found, 1 when not; a file it cannot read is a user error (2)."""
     from .provenance.verify import summary, verify
@@ -469,7 +541,8 @@ def cmd_batch(args) -> int:
 
 
 COMMANDS = {"analyze": cmd_analyze, "animate": cmd_animate, "render": cmd_render, "motion": cmd_motion,
-            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch, "verify": cmd_verify}
+            "demo": cmd_demo, "eval": cmd_eval, "serve": cmd_serve, "batch": cmd_batch, "verify": cmd_verify,
+            "capture": cmd_capture, "drive": cmd_drive}
 
 
 if __name__ == "__main__":  # pragma: no cover

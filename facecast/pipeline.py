@@ -207,6 +207,40 @@ class Animator:
         return self._write(out, motion.fps, iter([motion]), len(motion), mux, MUX_RATE if mux else None,
                            progress, None, writer_kw, mark)
 
+    def drive(self, video, output: str | os.PathLike, mode: str = "relative", audio=None, face: int = 0,
+              motion_scale: float = 1.0, expression_scale: float = 1.0, gaze: tuple[float, float] | None = None,
+              max_gap_s: float | None = None, progress: Callable[[int, int], None] | None = None,
+              mark: Watermark | None = None, report: list | None = None, **writer_kw) -> RenderResult:
+        """Make the portrait perform `video` (`facecast.capture`): captured frame by frame and
+        rendered as it goes, in constant memory, at the video's frame rate, with the video's audio
+        muxed (`audio`, a file path, replaces it). mode: "relative" (the driver's changes from its
+        first frame on the portrait's own expression and pose) or "absolute" (the driver's
+        weights as they are); see `capture.retarget`. face: which face of the video (0 = largest).
+        report: a list that receives the `CaptureReport` (gaps filled, faces) before the first frame."""
+        from .capture.core import MAX_GAP_S, Capture
+        from .capture.retarget import Retargeter
+        retarget = Retargeter(self.rig.expression.weights, mode, motion_scale, expression_scale, gaze)
+        cap = Capture(video, face=face, max_gap_s=MAX_GAP_S if max_gap_s is None else max_gap_s)
+        out = check_output_path(output, [self.source, video, audio])
+        sound = video if audio is None else audio
+        load_audio_info(sound)  # fail early: no audio track, bad audio
+        if report is not None:
+            report.append(cap.report)
+        fps = cap.info.fps
+
+        def motion_chunks(n: int = 8):
+            buf: list[MotionFrame] = []
+            for m in cap:
+                buf.append(retarget(m))
+                if len(buf) == n:
+                    yield MotionSequence.from_frames(buf, fps)
+                    buf = []
+            if buf:
+                yield MotionSequence.from_frames(buf, fps)
+
+        return self._write(out, fps, motion_chunks(), cap.info.frames, iter_audio(sound, MUX_RATE), MUX_RATE,
+                           progress, None, writer_kw, mark)
+
     def _write(self, out: Path, fps: float, motion_chunks, total: int, mux, mux_rate: int | None,
                progress, keep: list | None, writer_kw: dict, mark: Watermark | None = None) -> RenderResult:
         """Render motion chunks to `out`, muxing audio chunks from `mux` (at `mux_rate`) in step,

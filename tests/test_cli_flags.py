@@ -31,6 +31,8 @@ BASE_ARGS = {
     "serve": ["serve"],
     "animate": ["animate", "img.jpg", "--preset", "nod", "-o", "o.mp4"],
     "batch": ["batch", "m.jsonl", "-o", "out"],
+    "capture": ["capture", "v.mp4", "-o", "m.json"],
+    "drive": ["drive", "img.jpg", "v.mp4", "-o", "o.mp4"],
 }
 PAIRS = ("--gaze", "--head-offset")
 
