@@ -2,7 +2,8 @@
 
     python docs/framing_sheet.py                 # writes docs/framing_sheet.png, prints numbers
     python docs/framing_sheet.py --numbers-only  # streak shares only (also runs on old trees)
-    python docs/framing_sheet.py --before old.png  # add a saved "before" strip (the old code's)
+    python docs/framing_sheet.py --save-rows old.npz   # (run on the old code) its rows, for --before
+    python docs/framing_sheet.py --before old.npz      # the sheet with the old code's rows above
 
 Photos: a tight headshot with the chin at the bottom edge (matplotlib's grace_hopper.jpg, cut),
 the astronaut with the face touching the left edge (skimage, cut), and the whole astronaut photo
@@ -89,11 +90,33 @@ def label(img, text):
     return img
 
 
+def rows_of(rigs) -> dict[str, np.ndarray]:
+    """The sheet's rows for one version of the code: frame 0 of the edge photos, and a -20/0/+20
+    degree head turn of the astronaut with her hair's edge against the backdrop zoomed x2."""
+    f0 = np.hstack([cv2.resize(label(rigs[k].image, k), (384, 384), interpolation=cv2.INTER_AREA)
+                    for k in ("hopper_tight_chin", "astronaut_left_edge")])
+    rig = rigs["astronaut"]
+    r = Renderer(rig)
+    lm = rig.landmarks
+    w = float(lm[454, 0] - lm[234, 0])
+    # the hair's outer edge on the left, against the backdrop (where a turn uncovers it)
+    cy = int(lm[10, 1] + 0.3 * w)
+    cx = int(np.argmax(rig.masks["person"][cy] > 128)) if "person" in rig.masks else int(lm[234, 0] - 0.3 * w)
+    x, y = max(0, cx - 64), max(0, cy - 64)
+    turn, hair = [], []
+    for yaw in (-20, 0, 20):
+        f = r.render(MotionFrame(blendshapes=rig.expression.weights, rotation=np.array([0, yaw, 0], np.float32)))
+        turn.append(label(cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA), f"yaw {yaw:+d}"))
+        hair.append(label(cv2.resize(f[y:y + 128, x:x + 128], (256, 256), interpolation=cv2.INTER_CUBIC),
+                          f"hair edge x2, yaw {yaw:+d}"))
+    return {"frame0": f0, "turn": np.hstack(turn), "hair": np.hstack(hair)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--numbers-only", action="store_true")
-    ap.add_argument("--save-strip", help="save the frame-0 strip of these photos (for a later 'before')")
-    ap.add_argument("--before", help="a strip saved by --save-strip from the old code")
+    ap.add_argument("--save-rows", help="save this code's rows (.npz), to show as 'before' later")
+    ap.add_argument("--before", help="rows saved by --save-rows from the old code")
     ap.add_argument("--out", default=str(Path(__file__).with_name("framing_sheet.png")))
     a = ap.parse_args()
     ph = photos()
@@ -101,41 +124,32 @@ def main():
         rigs = {k: build_rig(v, 512, tracker=t) for k, v in ph.items()}
     for k, v in numbers(rigs).items():
         print(k, "crop_box", [round(c, 1) for c in rigs[k].crop_box], " band: (frame 0, photo's own)", v)
-    strip = np.hstack([cv2.resize(label(rigs[k].image, k), (384, 384), interpolation=cv2.INTER_AREA)
-                       for k in ("hopper_tight_chin", "astronaut_left_edge")])
-    if a.save_strip:
-        cv2.imwrite(a.save_strip, cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
-    if a.numbers_only:
+    if a.numbers_only and not a.save_rows:
         return
-    rows = []
-    if a.before:
-        rows.append(label(cv2.cvtColor(cv2.imread(a.before), cv2.COLOR_BGR2RGB), "BEFORE (replicated borders)"))
-    rows.append(label(strip, "AFTER"))
-    # the input photos, as they are
+    rows = rows_of(rigs)
+    if a.save_rows:
+        np.savez_compressed(a.save_rows, **rows)
+        return
     ins = np.hstack([cv2.resize(label(cv2.copyMakeBorder(ph[k], *pad(ph[k]), cv2.BORDER_CONSTANT, value=(40, 40, 40)),
-                                      "input"), (384, 384), interpolation=cv2.INTER_AREA)
+                                      f"input {k}"), (384, 384), interpolation=cv2.INTER_AREA)
                      for k in ("hopper_tight_chin", "astronaut_left_edge")])
-    rows.insert(0, ins)
-    W = max(r.shape[1] for r in rows)
-    rows = [cv2.copyMakeBorder(r, 0, 0, 0, W - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for r in rows]
-    # head turn on the astronaut: -20, 0, +20 degrees yaw, and zoomed hair edges
-    r = Renderer(rigs["astronaut"])
-    turn = []
-    for yaw in (-20, 0, 20):
-        f = r.render(MotionFrame(rotation=np.array([0, yaw, 0], np.float32)))
-        turn.append(label(cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA), f"yaw {yaw:+d}"))
-        lm = rigs["astronaut"].landmarks
-        x, y = int(lm[234, 0]) - 70, int(lm[10, 1]) - 60
-        x, y = max(0, x), max(0, y)
-        z = cv2.resize(f[y:y + 128, x:x + 128], (256, 256), interpolation=cv2.INTER_NEAREST)
-        turn.append(label(z, "hair x2"))
-    trow = np.hstack(turn)
-    W = max(W, trow.shape[1])
-    rows = [cv2.copyMakeBorder(x, 0, 0, 0, W - x.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
-            for x in rows + [trow]]
-    sheet = np.vstack(rows)
+    out = [ins]
+    old = dict(np.load(a.before)) if a.before else None
+    for key in ("frame0", "turn", "hair"):
+        if old is not None:
+            out.append(banner("BEFORE: replicated borders, background kept the hair's fringe" if key == "frame0" else "BEFORE"))
+            out.append(old[key])
+        out.append(banner("AFTER: crop shifted/tightened, fill past the edge, soft matte" if key == "frame0" else "AFTER"))
+        out.append(rows[key])
+    sheet = np.vstack(out)
     cv2.imwrite(a.out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     print("wrote", a.out, sheet.shape)
+
+
+def banner(text, width=768):
+    b = np.full((28, width, 3), 255, np.uint8)
+    cv2.putText(b, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    return b
 
 
 def pad(img):

@@ -7,9 +7,10 @@ Crop policy (`plan_crop`), in order, so that edge pixels are never smeared outwa
 2. Shifted to stay inside the photo (the face box always stays inside the crop).
 3. If it still does not fit, tightened down to `MIN_CROP_SCALE` x face size.
 4. Only then does the crop run past the photo's edge; the missing canvas is filled
-   (`extend_canvas`): a few pixels of mirrored texture at the seam, then a coarse inpaint that
-   continues the background, the clothes and the shoulders, blurred and given the photo's own
-   grain. Edge rows or columns are never replicated.
+   (`extend_canvas`): the photo mirrored at its edge and blurred more with the distance, so
+   texture, clothes and shoulders continue and fade to their colours, then a coarse inpaint of
+   the background far out; the photo's own grain is added back. Edge rows or columns are never
+   replicated.
 
 `streak_share` measures what replication leaves behind: the share of pixels in a band that look
 like copied rows or columns (flat across the band, textured along it).
@@ -22,7 +23,6 @@ import numpy as np
 CROP_SCALE = 2.1
 MIN_CROP_SCALE = 1.6
 CROP_RAISE = 0.06
-SEAM_MIRROR = 0.012     # x output size: mirrored texture just past the photo's edge
 MATTE_RADIUS = 1 / 64   # x output size: guided-filter radius of the person matte
 HOLE_GROW = 1 / 100     # x output size: how far the background hole extends past the matte
 
@@ -67,34 +67,51 @@ def photo_coverage(shape: tuple[int, int], box, size: int) -> np.ndarray:
 
 
 def extend_canvas(crop: np.ndarray, cover: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Fill the part of `crop` (mirror-padded) that lies outside the photo (`cover` < 1)."""
+    """Fill the part of `crop` that lies outside the photo (`cover` < 1); `crop` comes mirror-padded.
+
+    Past the edge, the mirrored photo is blurred more and more with the distance (texture, clothes
+    and shoulders continue, then fade to their colours), then gives way to a coarse inpaint of the
+    background; the photo's own grain is added where blurring took it away. Nothing is replicated.
+    """
     if cover.min() >= 0.999:
         return crop
     size = crop.shape[0]
     inside = cover >= 0.999
-    q = max(32, size // 4)
-    f = q / size
-    small = cv2.resize(crop, (q, q), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize((~inside).astype(np.uint8) * 255, (q, q), interpolation=cv2.INTER_AREA) > 0
-    hole = cv2.dilate(hole.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
-    fill_small = cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA)
-    # smooth inside the hole only: continue colours, not the edge's detail
-    blur = cv2.GaussianBlur(fill_small, (0, 0), 2.5)
-    fill_small = np.where(hole[..., None] > 0, blur, fill_small)
-    fill = cv2.resize(fill_small, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    # the photo's own grain
     src = crop.astype(np.float32)
+    unit = size / 512.0
+    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
+    # the mirrored photo, blurred more with distance: knots (px at 512) -> blur sigma
+    knots = np.array([0.0, 6.0, 16.0, 32.0, 56.0]) * unit
+    levels = [src] + [cv2.GaussianBlur(src, (0, 0), sg * unit) for sg in (1.5, 4.0, 9.0, 16.0)]
+    out = np.zeros_like(src)
+    wsum = np.zeros(dist.shape, np.float32)
+    for k, lev in enumerate(levels):
+        left = knots[k - 1] if k > 0 else -1.0
+        right = knots[k + 1] if k + 1 < len(knots) else np.inf
+        w = np.where(dist <= knots[k], np.clip((dist - left) / max(knots[k] - left, 1e-6), 0, 1),
+                     np.clip((right - dist) / max(right - knots[k], 1e-6), 0, 1) if np.isfinite(right) else 1.0)
+        w = w.astype(np.float32)
+        out += lev * w[..., None]
+        wsum += w
+    out /= np.maximum(wsum, 1e-6)[..., None]
+    # far from the photo (the mirror would repeat it): a coarse inpaint of what is missing
+    far = np.clip((dist - 56 * unit) / (48 * unit), 0, 1)
+    if far.max() > 0:
+        q = max(32, size // 4)
+        small = cv2.resize(crop, (q, q), interpolation=cv2.INTER_AREA)
+        hole = cv2.resize((dist > 40 * unit).astype(np.uint8) * 255, (q, q), interpolation=cv2.INTER_NEAREST)
+        fill_small = cv2.GaussianBlur(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), (0, 0), 2.5)
+        fill = cv2.resize(fill_small, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        out = out * (1 - far[..., None]) + fill * far[..., None]
+    # the photo's own grain, where the blur took the texture away
     hp = src - cv2.GaussianBlur(src, (0, 0), 1.2)
     std = hp[inside].std(0) if inside.any() else np.full(3, 2.0, np.float32)
     rng = np.random.default_rng(seed)
     noise = cv2.GaussianBlur(rng.standard_normal((size, size, 3)).astype(np.float32), (0, 0), 0.6)
     noise *= (std / max(float(noise.std()), 1e-6)).astype(np.float32)
-    fill += noise
-    # distance past the photo's edge: mirrored texture for a few pixels, then the fill
-    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
-    ramp = max(2.0, SEAM_MIRROR * size)
-    wfill = np.clip(dist / ramp, 0, 1)[..., None]
-    out = src * (1 - wfill) + fill * wfill
+    grain = np.clip(dist / (6 * unit), 0, 1)[..., None]
+    out = out + noise * grain
+    out = np.where(inside[..., None], src, out)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 

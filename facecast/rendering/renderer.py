@@ -284,8 +284,8 @@ class Renderer:
             frame = self.rig.image.copy()
         else:
             # photo and person mask warped together (one RGBA remap), and the background too
-            warped = cv2.remap(self._rgba, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            bg_then = cv2.remap(self._bg, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            warped = cv2.remap(self._rgba, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            bg_then = cv2.remap(self._bg, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             # the photo is a mix a * person + (1 - a) * background at soft edges (hair): swap the
             # background that came along with the warp for the one that is there now, so edges
             # keep their own blend (no pale rim) and a still pixel stays the photo's
