@@ -126,3 +126,22 @@ def test_eval_expression_command(hopper_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["reading"] == "mesh" and set(out["emotions"]) == set(EMOTIONS[1:])
     assert out["emotions"]["angry"]["brow_up"] < -0.05 and out["emotions"]["happy"]["corner_up"] > 0.04
+
+
+def test_brows_eyes_and_smile_follow_the_voice(tts_speech, monkeypatch):
+    from facecast.motion import expression
+    from facecast.motion.generator import generate_motion
+    x, _ = tts_speech
+    c = Controls(motion_scale=0, blink_rate=0)
+    with_voice = generate_motion(x, 16000, 25.0, c)
+    monkeypatch.setattr(expression, "VOICE_EXPRESSION", 0.0)
+    without = generate_motion(x, 16000, 25.0, c)
+    d = with_voice.blendshapes - without.blendshapes
+    brow, wide, smile = (d[:, BI[n]] for n in ("browInnerUp", "eyeWideLeft", "mouthSmileLeft"))
+    assert (d >= -1e-6).all()                              # the voice only adds
+    assert brow.max() > 0.05 and wide.max() > 0.02 and smile.max() > 0.005
+    assert brow.mean() < 0.1 and wide.mean() < 0.05       # a modulation, not a new expression
+    silence = generate_motion(np.zeros(2 * 16000, np.float32), 16000, 25.0, c)
+    monkeypatch.setattr(expression, "VOICE_EXPRESSION", 1.0)
+    silence_v = generate_motion(np.zeros(2 * 16000, np.float32), 16000, 25.0, c)
+    assert np.allclose(silence.blendshapes, silence_v.blendshapes)

@@ -77,17 +77,51 @@ def _emotion_matrix() -> np.ndarray:
 EMOTION_SHAPES = _emotion_matrix()
 
 
-def add_expression(shapes: np.ndarray, emotion, emphasis: float, expression_scale: float) -> None:
-    """Add brow emphasis and the emotion's shapes to `shapes` (52,) float64, in place.
-    emotion: intensities in the order of EMOTIONS[1:] (four, the older form, are read too)."""
+#: how much brows, eyes and smile follow the voice (see `voice_drive`); 0 turns it off
+VOICE_EXPRESSION = 1.0
+
+
+def voice_drive(prosody) -> tuple[float, float]:
+    """(arousal, pitch) in -1..1 from the voice so far, 0 in pauses: arousal is how much louder
+    the voice is than its running level (fast against slow loudness, as accents are found; 0.05
+    above it reads 0, 0.3 above reads 1), pitch how far F0 is above the speaker's running mean
+    (0.3 octave = 1). Both are read from the sound alone: how the voice is produced, not what the
+    speaker feels."""
+    talk = float(np.clip(prosody.talk, 0.0, 1.0))
+    arousal = float(np.clip((prosody.loud_fast - prosody.loud_slow - 0.05) / 0.25, -1.0, 1.0)) * talk
+    pitch = float(np.clip(prosody.f0_dev / 0.3, -1.0, 1.0)) * talk
+    return arousal, pitch
+
+
+def add_expression(shapes: np.ndarray, emotion, emphasis: float, expression_scale: float,
+                   voice=None) -> None:
+    """Add brow emphasis, the voice-driven expression and the emotion's shapes to `shapes` (52,)
+    float64, in place. emotion: intensities in the order of EMOTIONS[1:] (four, the older form,
+    are read too); voice: a `Prosody` (None: no voice-driven expression).
+
+    Following the voice, as speakers' faces do: brows rise with emphasis (accents) and with the
+    pitch rising above the speaker's mean, eyes open a little and the smile grows (more so when
+    the emotion is happy) with loudness above the running level. Small amounts: the emotion
+    controls and keyframes set the face; the voice modulates it."""
     es = expression_scale
     e = np.zeros(len(EMOTION_SHAPES))
     v = np.asarray(emotion, np.float64).reshape(-1)
     e[:len(v)] = v
     shapes += es * (e @ EMOTION_SHAPES)
-    shapes[BI["browInnerUp"]] += 0.45 * emphasis * es
-    shapes[BI["browOuterUpLeft"]] += 0.3 * emphasis * es
-    shapes[BI["browOuterUpRight"]] += 0.3 * emphasis * es
+    brow = 0.45 * emphasis
+    outer = 0.3 * emphasis
+    if voice is not None and VOICE_EXPRESSION > 0:
+        arousal, pitch = voice_drive(voice)
+        up, loud = max(pitch, 0.0), max(arousal, 0.0)
+        g = VOICE_EXPRESSION * es
+        brow += VOICE_EXPRESSION * (0.2 * up + 0.1 * loud)
+        outer += VOICE_EXPRESSION * (0.15 * up + 0.1 * loud)
+        for side in ("Left", "Right"):
+            shapes[BI[f"eyeWide{side}"]] += g * (0.1 * loud + 0.05 * up)
+            shapes[BI[f"mouthSmile{side}"]] += g * (0.05 + 0.3 * e[0]) * loud
+    shapes[BI["browInnerUp"]] += brow * es
+    shapes[BI["browOuterUpLeft"]] += outer * es
+    shapes[BI["browOuterUpRight"]] += outer * es
 
 
 def mirror_gaze(shapes: np.ndarray, gaze: np.ndarray) -> None:

@@ -15,7 +15,8 @@ made by four parts, in this order (the order of their random draws is part of th
 - `head.HeadMotion`: head rotation, translation and scale (posture drift, speech gestures,
   accents, intonation, breathing in pauses);
 - `eyes.EyeMotion`: blinks (more while talking) and gaze;
-then `expression.add_expression` adds brow emphasis and the emotion controls.
+then `expression.add_expression` adds brow emphasis, expression that follows the voice, and the
+emotion controls.
 """
 from __future__ import annotations
 
@@ -168,7 +169,7 @@ class MotionGenerator:
         rot, translation, scale = self.head.step(t, dt, self.prosody, c, self.rng)
         blink, gaze = self.eyes.step(t, dt, self.prosody, c, rot, self.rng)
         shapes[BI["eyeBlinkLeft"]] = shapes[BI["eyeBlinkRight"]] = blink
-        add_expression(shapes, c.emotion, self.prosody.emph, c.expression_scale)
+        add_expression(shapes, c.emotion, self.prosody.emph, c.expression_scale, self.prosody)
         mirror_gaze(shapes, gaze)
         np.clip(shapes, 0.0, 1.0, out=shapes)
         return rot, translation, scale, shapes, gaze
