@@ -257,7 +257,8 @@ def _pair(text: str) -> tuple[float, float]:
 
 def _add_control_args(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("controls (whole clip; --controls FILE for keyframed tracks)")
-    c.add_argument("--emotion", default="neutral", help="neutral, happy, sad, angry, surprised, with intensity: happy:0.7")
+    c.add_argument("--emotion", default="neutral", help="neutral, happy, sad, angry, surprised, disgusted, fearful, contempt, "
+                   "with intensity: happy:0.7; blends: happy:0.5+surprised:0.3")
     c.add_argument("--gaze", type=_pair, default=(0.0, 0.0), help="where the eyes rest: YAW,PITCH degrees (0,0 = camera)")
     c.add_argument("--head-distance", type=float, default=1.0, help="head size factor, 0.5-2 (1 = as photographed)")
     c.add_argument("--head-offset", type=_pair, default=(0.0, 0.0), help="head position offset X,Y in crop widths")
