@@ -25,8 +25,9 @@ def edge_photos(hopper_path, astronaut):
 
 
 @pytest.fixture(scope="module")
-def edge_rigs(edge_photos, tracker):
-    return {k: build_rig(v, 512, tracker=tracker) for k, v in edge_photos.items()}
+def edge_rigs(edge_photos, tracker, hopper_rig, astronaut_rig):
+    rigs = {k: build_rig(v, 512, tracker=tracker) for k, v in edge_photos.items()}
+    return {**rigs, "hopper": hopper_rig, "astronaut": astronaut_rig}
 
 
 def photo_pixels(rig) -> np.ndarray:
@@ -65,7 +66,7 @@ def test_plan_crop_shifts_then_tightens_then_extends():
     assert x0 <= -8
 
 
-@pytest.mark.parametrize("which", ["tight_chin", "left_edge"])
+@pytest.mark.parametrize("which", ["tight_chin", "left_edge", "hopper", "astronaut"])
 def test_frame0_borders_carry_no_streaks(which, edge_rigs):
     """In every border band (outer fifth) of frame 0, the share of pixels that look like copied
     rows/columns stays within 0.03 of the photo's own (its pixels in that band). With replicated
@@ -111,7 +112,7 @@ def test_crop_uses_the_photo_before_filling(which, edge_rigs, edge_photos):
     assert rig.photo_area is not None and rig.photo_area.min() < 1
 
 
-@pytest.mark.parametrize("which", ["tight_chin", "left_edge"])
+@pytest.mark.parametrize("which", ["tight_chin", "left_edge", "hopper", "astronaut"])
 def test_still_frame_through_the_warp_is_the_photo(which, edge_rigs):
     """A motion that moves nothing visible (0.01 px) runs the real warp (not the copy shortcut)
     and matches the photo inside the photo's area at >= 40 dB: no rim, no halo."""
