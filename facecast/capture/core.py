@@ -62,7 +62,7 @@ MAX_FACES = 6
 #: lid gap is also read against its own open level (the reference's, raised when a later frame
 #: shows the eye wider, up to `OPEN_RAISE` x): a drop of `BLINK_FROM` of it is 0, of `BLINK_FULL`
 #: is a full blink; eyeBlink is the larger of the two readings.
-BLINK_FROM, BLINK_FULL, OPEN_RAISE = 0.12, 0.6, 1.25
+BLINK_FROM, BLINK_FULL, OPEN_RAISE = 0.12, 0.5, 1.25
 _BLINK = (BLENDSHAPE_INDEX["eyeBlinkRight"], BLENDSHAPE_INDEX["eyeBlinkLeft"])
 
 # layout of one frame's vector: rotation 3, translation 2, scale 1, blendshapes 52, gaze 2

@@ -2,7 +2,9 @@
 
 - relative (the default): the driver's changes from its first frame are applied to the
   portrait's own expression and pose: weights = the portrait's + expression_scale x (driver's now
-  - driver's at its first frame); the pose is already relative to the driver's first frame, and
+  - driver's rest level). The rest level is the driver's first frame, lowered shape by shape
+  whenever a later frame shows less (a clip that starts mid-word, mouth open, would otherwise
+  never close the portrait's lips, and one that starts mid-blink never blink); the pose is already relative to the driver's first frame, and
   the portrait's pose is the renderer's zero, so it is played as is (x motion_scale); gaze = the
   driver's change from its first frame.
 - absolute: the driver's weights as they are (expression_scale blends from the portrait's own
@@ -48,9 +50,11 @@ class Retargeter:
     def __call__(self, m: MotionFrame) -> MotionFrame:
         if self.first is None:
             self.first = m
+            self.rest = m.blendshapes.copy()
         es, ms = self.expression_scale, self.motion_scale
         if self.mode == "relative":
-            w = self.photo + es * (m.blendshapes - self.first.blendshapes)
+            self.rest = np.minimum(self.rest, m.blendshapes)
+            w = self.photo + es * (m.blendshapes - self.rest)
             g = m.gaze - self.first.gaze
         else:
             w = self.photo + es * (m.blendshapes - self.photo)
