@@ -9,7 +9,7 @@ each action unit a combination of ARKit blendshapes (`ACTION_UNITS`):
 | sad       | AU1 inner-brow raiser + AU4 brow lowerer (light) + AU15 lip-corner depressor (+ AU17) |
 | angry     | AU4 brow lowerer + AU5 upper-lid raiser + AU7 lid tightener + AU23/24 lip tightener/presser |
 | surprised | AU1 + AU2 outer-brow raiser + AU5 + AU26 jaw drop               |
-| disgusted | AU9 nose wrinkler + AU10 upper-lip raiser (+ AU4, AU17)         |
+| disgusted | AU9 nose wrinkler + AU10 upper-lip raiser (+ AU4, AU15, AU17)   |
 | fearful   | AU1 + AU2 + AU4 + AU5 + AU20 lip stretcher (+ AU26)             |
 | contempt  | AU14 dimpler, one side (the subject's left)                     |
 
@@ -51,8 +51,8 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.0, "AU12": 1.0},
     "sad": {"AU1": 1.0, "AU4": 0.2, "AU15": 1.0, "AU17": 0.3},
     "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.6, "AU23": 1.0, "AU24": 0.6},
-    "surprised": {"AU1": 0.8, "AU2": 1.0, "AU5": 1.0, "AU26": 0.35},
-    "disgusted": {"AU9": 1.0, "AU10": 0.7, "AU4": 0.4, "AU17": 0.3},
+    "surprised": {"AU1": 0.8, "AU2": 1.0, "AU5": 1.0, "AU26": 0.5},
+    "disgusted": {"AU9": 1.0, "AU10": 0.7, "AU4": 0.4, "AU15": 0.5, "AU17": 0.3},
     "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.35, "AU5": 1.0, "AU20": 1.0, "AU26": 0.1},
     "contempt": {"AU14L": 1.0},
 }
