@@ -41,10 +41,12 @@ counted in `frames_lost_*`):
 - Head motion against a still render (optional, `still_baseline=True`): the clip is rendered a
   second time with `motion_scale=0`; `still_ratio` = head motion of the default render / that
   of the still one. The still render's reading is the tracker's noise floor on that clip.
-- Mouth interior (issue 10): `INTERIOR_MEASURES` are reserved columns. A probe with the
-  signature of `InteriorProbe` (frame, landmarks -> {measure: value} or None) can be passed to
-  `evaluate_real_clip`; the mean over open-mouth frames (g >= `OPEN_GAP`) is reported for both
-  videos and as a ratio. No probe ships yet, so these columns read None.
+- Mouth interior (issue 10): `INTERIOR_MEASURES`, read by a probe with the signature of
+  `InteriorProbe` (frame, landmarks -> {measure: value} or None); `evaluate_real_clip` uses
+  `interior.interior_probe` unless given another (`probe=False`: none, the columns read None).
+  The mean over open-mouth frames (g >= `OPEN_GAP`) is reported for both videos and as a ratio:
+  interior lightness (L* inside the inner-lip outline / the cheeks'), teeth share, edge contrast
+  (L* gradient on the outline) and lower-lip thickness (IODs). They are reported, not checked.
 
 Targets (`TARGETS`, facecast / real unless noted) are those of issue 12; `RealClipReport.checks`
 checks a clip, and `median_report` gives the median of every figure over clips, which is what
@@ -390,7 +392,7 @@ def track_landmarks(frames, tracker: FaceTracker, probe: InteriorProbe | None = 
 
 
 def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTracker | None = None,
-                       controls=None, still_baseline: bool = False, probe: InteriorProbe | None = None,
+                       controls=None, still_baseline: bool = False, probe: InteriorProbe | None | bool = None,
                        save_dir: str | os.PathLike | None = None,
                        on_notice: Callable[[str], None] | None = None) -> RealClipReport:
     """Render a real clip's first frame with the clip's own audio through `Animator` (crop of
@@ -400,6 +402,11 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
     (<clip>_still.mp4). tracker: reused when given."""
     from ..motion.controls import Controls
     from ..pipeline import Animator
+    from .interior import interior_probe
+    if probe is None or probe is True:
+        probe = interior_probe
+    elif probe is False:
+        probe = None
     p = check_input_file(path, "video")
     fps = video_fps(p)
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:

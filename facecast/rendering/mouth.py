@@ -224,7 +224,7 @@ def palette(skin: np.ndarray, lip: np.ndarray) -> Palette:
     def col(lum, tint, k):
         return np.clip(lum * ys * tint ** k, 0, 255).astype(np.float32)
     return Palette(teeth=np.minimum(col(1.35, t_skin, 0.6), 240).astype(np.float32), gum=col(0.62, t_lip, 1.5),
-                   mucosa=col(0.5, t_lip, 1.7), throat=col(0.16, t_lip, 1.3), tongue=col(0.56, t_lip, 1.45),
+                   mucosa=col(0.68, t_lip, 1.7), throat=col(0.2, t_lip, 1.3), tongue=col(0.64, t_lip, 1.45),
                    gap=col(0.2, t_lip, 1.3))
 
 
@@ -247,7 +247,7 @@ def _tooth_row(w: int, h: int, widths, length, teeth, gum, gap, upper: bool, gum
     s = (ang - edges[k]) / np.maximum(edges[k + 1] - edges[k], 1e-6)  # 0..1 across the tooth
     c = 2 * s - 1
     lens = np.asarray(length, np.float32)[k] * h                        # crown length per column
-    tip = np.where(k == 2, 0.1 * np.abs(c) + 0.1 * c ** 4, 0.2 * c ** 4)            # canines pointed, others rounded
+    tip = np.where(k == 2, 0.06 * np.abs(c) + 0.12 * c ** 4, 0.2 * c ** 4)            # canines pointed, others rounded
     crown = lens * (1 - tip)
     base = gum_h * (0.25 + 0.75 * c ** 2)                                # scalloped gum line
     yy = np.arange(H, dtype=np.float32)[:, None]
@@ -264,8 +264,10 @@ def _tooth_row(w: int, h: int, widths, length, teeth, gum, gap, upper: bool, gum
     shade = shade * (1 - 0.55 * np.abs(xs) ** 2.2)[None, :]            # teeth turn away into the dark
     spec = 0.18 * np.exp(-((c + 0.3) / 0.25) ** 2)[None, :] * np.exp(-((rel - 0.45) / 0.25) ** 2) * (k < 2)[None, :]
     rgb = teeth[None, None, :] * shade[..., None] + spec[..., None] * (255 - teeth)[None, None, :] * 0.8
-    sep = np.clip((np.abs(c) - 0.88) / 0.12, 0, 1)[None, :, None] ** 2    # dark line between teeth
-    rgb = rgb * (1 - 0.45 * sep) + gap[None, None, :] * 0.45 * sep
+    # a dark line between teeth, fainter on small teeth (a pixel-wide line would read as a grid)
+    tooth_px = 0.5 * w * widths[0] / float(np.sum(widths))
+    sep = np.clip((np.abs(c) - 0.88) / 0.12, 0, 1)[None, :, None] ** 2 * (0.4 * np.clip((tooth_px - 3) / 10, 0.25, 1))
+    rgb = rgb * (1 - sep) + gap[None, None, :] * sep
     gum_a = np.clip(-d_gum + 0.5, 0, 1) * (np.clip(gum_h - np.abs(d_gum), 0, gum_h) > 0)
     gum_rgb = gum[None, None, :] * (0.75 + 0.25 * np.clip(-d_gum / max(gum_h, 1), 0, 1))[..., None]
     gum_rgb = gum_rgb * (1 - 0.5 * np.abs(xs) ** 2)[None, :, None]
@@ -288,7 +290,7 @@ def _reference_layers(rig, skin, centre, width, F, pal: Palette) -> tuple[Layer,
     up_rgb, up_a = _tooth_row(tw, th, UPPER_TEETH, (1.0, 0.85, 0.95, 0.8, 0.75, 0.7), pal.teeth, pal.gum,
                               pal.gap, True, gh)
     ux0 = int(round(centre[0] - tw / 2))
-    uy0 = int(round(seam + 0.1 * W - th - gh))           # biting edge below the seam: lips parted in speech show it
+    uy0 = int(round(seam + 0.07 * W - th - gh))           # biting edge below the seam: lips parted in speech show it
     upper = Layer(up_rgb, up_a, (ux0, uy0))
     # lower row: narrower teeth, biting edge just behind the upper one, and the tongue behind it
     lw = max(8, int(round(0.8 * W)))
@@ -321,7 +323,7 @@ def _reference_layers(rig, skin, centre, width, F, pal: Palette) -> tuple[Layer,
     canvas_rgb[rows, ox:ox + lw] = sub * (1 - la) + lo_rgb * la
     canvas_a[rows, ox:ox + lw] = np.maximum(canvas_a[rows, ox:ox + lw], lo_a)
     lx0 = int(round(centre[0] - tw2 / 2))
-    ly0 = int(round(seam - 0.12 * W)) - pad                          # lower edges just behind the upper teeth
+    ly0 = int(round(seam - 0.08 * W)) - pad                          # lower edges just behind the upper teeth
     lower = Layer(canvas_rgb.astype(np.float32), canvas_a.astype(np.float32), (lx0, ly0))
     return upper, lower
 
@@ -343,6 +345,16 @@ def smooth_loop(pts: np.ndarray, iterations: int = 2) -> np.ndarray:
         q = np.roll(p, -1, axis=0)
         p = np.stack([0.75 * p + 0.25 * q, 0.25 * p + 0.75 * q], axis=1).reshape(-1, 2)
     return p
+
+
+def opening_alpha(mask: np.ndarray, size: int) -> np.ndarray:
+    """How much of the interior shows (h, w) float32 0..1, from the anti-aliased outline mask
+    (uint8): a feathered edge bounded by the outline, fading in over 1-2 px inside it (wider at
+    larger sizes) and reaching at most a pixel beyond it."""
+    sigma = float(np.clip(1.8 * size / 512, 0.8, 2.2))
+    soft = cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32) / 255.0
+    alpha = np.clip((soft - 0.3) / 0.7, 0, 1)
+    return alpha * alpha * (3 - 2 * alpha)
 
 
 def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarray,
@@ -405,14 +417,10 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
         # occlusion: the upper lip shades what lies under it, the lips shade the rim and corners
         yy = np.arange(shape[0], dtype=np.float32)[:, None]
         top = np.interp(np.arange(shape[1]) + lo[0], *_sorted_xy(deformed_lm[topo.LIPS_INNER_UPPER])) - lo[1]
-        under = np.clip((yy - top[None, :]) / max(2.0, 0.05 * W), 0, 1)
+        under = np.clip((yy - top[None, :]) / max(2.0, 0.08 * W), 0, 1) ** 0.7
         rim = np.clip(dist / max(1.0, 0.05 * W), 0, 1)
-        out = out * (0.65 + 0.35 * np.minimum(under, 0.6 + 0.4 * rim))[..., None]
-    # a feathered edge bounded by the outline: 1-2 px of soft rim inside it, nothing outside
-    sigma = max(0.7, 1.3 * S / 512)
-    soft = cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32) / 255.0
-    alpha = np.clip((soft - 0.25) / 0.65, 0, 1)
-    alpha = alpha * alpha * (3 - 2 * alpha)
+        out = out * (0.5 + 0.5 * np.minimum(under, 0.7 + 0.3 * rim))[..., None]
+    alpha = opening_alpha(mask, S)
     region = frame[lo[1]:hi[1], lo[0]:hi[0]]
     m = alpha[..., None] * visible
     region[:] = np.clip(region + m * (out - region) + 0.5, 0, 255).astype(np.uint8)
