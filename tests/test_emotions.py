@@ -145,3 +145,41 @@ def test_brows_eyes_and_smile_follow_the_voice(tts_speech, monkeypatch):
     monkeypatch.setattr(expression, "VOICE_EXPRESSION", 1.0)
     silence_v = generate_motion(np.zeros(2 * 16000, np.float32), 16000, 25.0, c)
     assert np.allclose(silence.blendshapes, silence_v.blendshapes)
+
+
+@pytest.mark.parametrize("emotion", EMOTIONS[1:])
+def test_emotions_keep_working_while_the_mouth_speaks(tts_speech, emotion):
+    """The emotion's own shapes stay on under speech (the visemes add to them), and the mouth still
+    articulates: the jaw moves about as much as with a neutral face."""
+    from facecast.motion.generator import generate_motion
+    x, _ = tts_speech
+    neutral = generate_motion(x, 16000, 25.0, Controls(motion_scale=0, blink_rate=0)).blendshapes
+    m = generate_motion(x, 16000, 25.0, Controls(motion_scale=0, blink_rate=0, emotion=f"{emotion}:1")).blendshapes
+    w = emotion_weights(emotion)
+    key = [i for i in np.argsort(-w)[:3] if w[i] > 0.2 and i != BI["jawOpen"]]
+    assert key
+    assert (m[:, key] >= np.minimum(w[key], 1.0) - 0.02).mean() > 0.95, emotion
+    jaw_n, jaw_e = neutral[:, BI["jawOpen"]], m[:, BI["jawOpen"]]
+    assert np.std(jaw_e) > 0.8 * np.std(jaw_n) and np.corrcoef(jaw_e, jaw_n)[0, 1] > 0.95
+
+
+def test_a_speaking_frame_still_shows_the_emotion(renderers, tracker, tts_speech):
+    """On frames where the mouth is open in speech, re-tracked: happy lifts the corners, sad lowers
+    them and raises the inner brows, angry lowers the brows, against the same frame spoken neutrally."""
+    from facecast.evaluation.emotions import features
+    from facecast.evaluation.retrack import measure
+    from facecast.motion.generator import generate_motion
+    x, _ = tts_speech
+    r = renderers["astronaut"]
+    c = dict(motion_scale=0, blink_rate=0)
+    base = generate_motion(x, 16000, 25.0, Controls(**c))
+    frames = np.argsort(-base.blendshapes[:, BI["jawOpen"]])[:2]
+    for i in frames:
+        n = measure(tracker, r.rig, r.render(base[i])).landmarks
+        got = {}
+        for e in ("happy", "sad", "angry"):
+            m = generate_motion(x, 16000, 25.0, Controls(**c, emotion=f"{e}:1"))
+            got[e] = features(n, measure(tracker, r.rig, r.render(m[i])).landmarks)
+        assert got["happy"]["corner_up"] > 0.04, got["happy"]
+        assert got["sad"]["corner_up"] < -0.02 and got["sad"]["inner_brow_up"] > 0.01, got["sad"]
+        assert got["angry"]["brow_up"] < -0.01, got["angry"]
