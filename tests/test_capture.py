@@ -60,7 +60,7 @@ def captured(driver):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "facecast", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "facecast", *map(str, args)], capture_output=True, text=True, check=False)
 
 
 def test_capture_follows_the_commanded_pose(captured, driver, tracker):
@@ -88,7 +88,7 @@ def test_capture_recovers_jaw_smile_and_blink_timing(captured, driver):
     assert np.sqrt(np.mean((jaw - wjaw) ** 2)) < 0.1                   # measured 0.025
     # the lips close again within 2 frames of when they were commanded closed
     for lo, hi in ((0.4, 1.2), (1.8, 2.4)):
-        closed = [i for i in range(int(hi * FPS) - 4, N) if jaw[i] < 0.05][0]
+        closed = next(i for i in range(int(hi * FPS) - 4, N) if jaw[i] < 0.05)
         assert abs(closed - hi * FPS) <= 2, (closed, hi)
     smile = motion.blendshapes[:, [B["mouthSmileLeft"], B["mouthSmileRight"]]].mean(1)
     wsmile = want[:, B["mouthSmileLeft"]]
@@ -195,3 +195,23 @@ def test_bad_inputs_are_one_line_errors(driver, hopper_path, tmp_path):
         assert r.stderr.startswith("facecast: error:") and r.stderr.count("\n") == 1, (args, r.stderr)
         assert words in r.stderr, (args, r.stderr)
     assert not any(p.name.startswith(("a.", "b.", "c.", "d.")) for p in tmp_path.iterdir())
+
+
+def test_several_faces_follow_the_chosen_one(driver, astronaut, tmp_path):
+    """Grace Hopper (turning) beside the still astronaut: face 0 (larger) turns, face 1 does not."""
+    import cv2
+    other = cv2.resize(build_rig(astronaut, SIZE).image, (200, 200))
+    side = np.zeros((SIZE, 200, 3), np.uint8)
+    side[28:228] = other
+    frames = [np.concatenate([f, side], axis=1) for f in list(iter_frames(driver["video"]))[:14]]
+    path = tmp_path / "two.mp4"
+    _write(path, frames)
+    yaw = {}
+    for face in (0, 1):
+        cap = Capture(path, face=face)
+        motion = MotionSequence.from_frames(list(cap), cap.info.fps)
+        assert cap.report.faces == 2 and "found 2 faces" in cap.report.notices()[0]
+        yaw[face] = motion.rotation[:, 1]
+    assert yaw[0][-1] > 5 and np.abs(yaw[1]).max() < 2, yaw
+    r = _cli("capture", path, "-o", tmp_path / "m.json", "--face", 3)
+    assert r.returncode == 2 and "--face 3 is out of range" in r.stderr and r.stderr.count("\n") == 1

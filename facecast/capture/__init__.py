@@ -12,4 +12,4 @@ portrait. Imports go one way: capture -> face, motion, audio; nothing below impo
 from .core import Capture, CaptureReport, VideoInfo, capture, events, video_info
 from .retarget import Retargeter
 
-__all__ = ["capture", "Capture", "events", "CaptureReport", "VideoInfo", "video_info", "Retargeter"]
+__all__ = ["Capture", "CaptureReport", "Retargeter", "VideoInfo", "capture", "events", "video_info"]

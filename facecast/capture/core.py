@@ -48,7 +48,13 @@ from ..face.tracking import FaceTracker
 from ..inputs import check_input_file
 from ..motion.controls import range_message
 from ..motion.presets import FPS_RANGE
-from ..motion.types import BLENDSHAPE_INDEX, BLENDSHAPE_NAMES, NUM_BLENDSHAPES, MotionFrame, MotionSequence
+from ..motion.types import (
+    BLENDSHAPE_INDEX,
+    BLENDSHAPE_NAMES,
+    NUM_BLENDSHAPES,
+    MotionFrame,
+    MotionSequence,
+)
 from ..rendering.eyes import EYEBALL_RADIUS, MAX_GAZE_DEG
 
 TRACK_MAX_SIDE = 640          # px: larger frames are scaled down before tracking (the mesh sees 256 px)
@@ -56,7 +62,6 @@ MAX_GAP_S = 2.0               # a face lost for longer than this is an error, no
 MAX_GAP_RANGE = (0.0, 60.0)
 SMOOTH_RADIUS = 2             # frames each side of the zero-phase filters (the stream's delay)
 POSE_SIGMA = 1.0              # frames: the Gaussian on pose and gaze
-MAX_FACES = 6
 #: Blinks: the fit's eyeBlink reads only lids that close past the neutral range of all faces, and
 #: the face mesh rarely sees lids fully shut. A video shows this person's open eyes, so each eye's
 #: lid gap is also read against its own open level (the reference's, raised when a later frame
@@ -135,7 +140,7 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         if c.format.name == "image2" or c.format.name.endswith("_pipe"):
             raise FacecastError(f"{p} is a still image, not a video; capture and drive need footage of a face "
                                 "(to animate a photo, use render or animate)")
-        frames = int(s.frames) if s.frames else int(round(dur * fps))
+        frames = int(s.frames) if s.frames else round(dur * fps)
         return VideoInfo(p, fps, max(frames, 1), s.codec_context.width, s.codec_context.height,
                          frames / fps if frames else dur, bool(c.streams.audio))
 
@@ -233,7 +238,7 @@ class Capture:
             raise FacecastError(range_message("--max-gap", *MAX_GAP_RANGE, max_gap_s))
         self.info = video_info(video)
         self.face = int(face)
-        self.max_gap = int(math.floor(max_gap_s * self.info.fps + 1e-9))
+        self.max_gap = math.floor(max_gap_s * self.info.fps + 1e-9)
         self.smooth = smooth
         self.tracker = tracker
         self.report = CaptureReport(face=self.face)
@@ -242,7 +247,7 @@ class Capture:
     def __iter__(self) -> Iterator[MotionFrame]:
         t0 = time.perf_counter()
         own = self.tracker is None
-        tracker = self.tracker or FaceTracker(max_faces=max(2, min(MAX_FACES, self.face + 1)), video=True)
+        tracker = self.tracker or FaceTracker(max_faces=max(2, self.face + 1), video=True)
         try:
             vecs = self._filled(self._raw(tracker))
             if self.smooth:
@@ -265,10 +270,9 @@ class Capture:
                 continue
             if self.reference is None:
                 if self.face >= len(faces):
-                    if self.face > 0 and len(faces) < tracker.max_faces:
-                        raise FacecastError(f"--face {self.face} is out of range: the video's first frame with a face "
-                                            f"has {len(faces)} face(s), numbered 0 (largest) to {len(faces) - 1}")
-                lm = faces[min(self.face, len(faces) - 1)].landmarks
+                    raise FacecastError(f"--face {self.face} is out of range: the video's first frame with a face "
+                                        f"has {len(faces)} face(s), numbered 0 (largest) to {len(faces) - 1}")
+                lm = faces[self.face].landmarks
                 self.reference = _Reference(lm)
                 self.report.faces = len(faces)
             else:  # the face nearest where ours was
