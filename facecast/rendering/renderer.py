@@ -17,7 +17,9 @@ How a frame is made (all per-rig set-up is done once in `Renderer.__init__`):
    per-pixel source map, and the photo and its person mask are remapped with it.
 4. Where the person has moved, the background is the inpainted one: at soft edges the photo's
    own mix of person and background is kept, with its background swapped; the eyeballs (`eyes.py`) and the
-   mouth interior (`mouth.py`) are drawn inside the deformed lid and lip outlines.
+   mouth interior (`mouth.py`) are drawn inside the deformed lid and lip outlines. A warp that
+   reads past the crop's edge finds the background past the sides and the top, and the body
+   (mirrored) past the bottom: no replicated streaks, no mirrored double of the hair.
 5. The band around the lips is inverted exactly instead (`lips.py`): lips that close over the
    photo's teeth stretch over them, with nothing of the opening left, and a seam is shaded.
 
@@ -95,8 +97,21 @@ class Renderer:
         self._build_grid()
         self._rgba = np.dstack([rig.image, rig.masks["person"]])
         self._bg = rig.background
+        self._pad_sources()
 
     # ---- set-up ------------------------------------------------------------------------------
+    def _pad_sources(self) -> None:
+        """Sources padded by `pad` px for warps that read past the crop's edge: past the sides and
+        the top there is no person (the background shows, mirrored, with alpha 0: no replicated
+        streaks, no mirrored double of hair); past the bottom the body goes on (mirrored)."""
+        S = self.rig.size
+        P = self.pad = max(8, S // 8)
+        bg = cv2.copyMakeBorder(self._bg, P, P, P, P, cv2.BORDER_REFLECT_101)
+        rgba = np.dstack([bg, np.zeros(bg.shape[:2], np.uint8)])
+        body = cv2.copyMakeBorder(self._rgba, 0, P, 0, 0, cv2.BORDER_REFLECT_101)
+        rgba[P:, P:P + S] = body
+        self._rgba_pad, self._bg_pad = rgba, bg
+
     def _grid_xy(self) -> np.ndarray:
         g = (np.arange(self.G, dtype=np.float32) + 0.5) * self.step - 0.5
         gx, gy = np.meshgrid(g, g)
@@ -284,8 +299,10 @@ class Renderer:
             frame = self.rig.image.copy()
         else:
             # photo and person mask warped together (one RGBA remap), and the background too
-            warped = cv2.remap(self._rgba, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-            bg_then = cv2.remap(self._bg, smap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            # (sources padded by `pad`: see `_pad_sources`)
+            sm = cv2.add(smap, (float(self.pad), float(self.pad), 0.0, 0.0), dst=smap)
+            warped = cv2.remap(self._rgba_pad, sm, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            bg_then = cv2.remap(self._bg_pad, sm, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             # the photo is a mix a * person + (1 - a) * background at soft edges (hair): swap the
             # background that came along with the warp for the one that is there now, so edges
             # keep their own blend (no pale rim) and a still pixel stays the photo's
