@@ -109,7 +109,14 @@ def rows_of(rigs) -> dict[str, np.ndarray]:
         turn.append(label(cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA), f"yaw {yaw:+d}"))
         hair.append(label(cv2.resize(f[y:y + 128, x:x + 128], (256, 256), interpolation=cv2.INTER_CUBIC),
                           f"hair edge x2, yaw {yaw:+d}"))
-    return {"frame0": f0, "turn": np.hstack(turn), "hair": np.hstack(hair)}
+    # the face at the left edge turning: nothing smeared or mirrored in from the edge
+    edge = []
+    r = Renderer(rigs["astronaut_left_edge"])
+    w0 = rigs["astronaut_left_edge"].expression.weights
+    for yaw in (-20, 0, 20):
+        f = r.render(MotionFrame(blendshapes=w0, rotation=np.array([0, yaw, 0], np.float32)))
+        edge.append(label(cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA), f"left edge, yaw {yaw:+d}"))
+    return {"frame0": f0, "edge_turn": np.hstack(edge), "turn": np.hstack(turn), "hair": np.hstack(hair)}
 
 
 def main():
@@ -135,7 +142,7 @@ def main():
                      for k in ("hopper_tight_chin", "astronaut_left_edge")])
     out = [ins]
     old = dict(np.load(a.before)) if a.before else None
-    for key in ("frame0", "turn", "hair"):
+    for key in ("frame0", "edge_turn", "turn", "hair"):
         if old is not None:
             out.append(banner("BEFORE: replicated borders, background kept the hair's fringe" if key == "frame0" else "BEFORE"))
             out.append(old[key])
