@@ -252,6 +252,8 @@ def build_deltas(landmarks: np.ndarray, rotation: np.ndarray, face_scale: float)
         squint = np.zeros((n, 3))
         squint[:, 1] = -0.35 * height * lower_fall + 0.12 * height * upper_fall
         set_(f"eyeSquint{side}", squint)
+        # AU6: the raised cheek pushes the lower lid up from below (the eye narrows from beneath)
+        D[BLENDSHAPE_INDEX[f"cheekSquint{side}"], :, 1] -= 0.2 * height * lower_fall
         # brows move over the eye, not with it: their pull fades from the brow's lower edge to
         # nothing at the upper lash line (the lid skin between stretches or folds); the eye itself
         # keeps its place, so a lowered brow reads as a narrower brow-to-eye gap
