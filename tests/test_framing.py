@@ -173,3 +173,17 @@ def test_rig_build_under_a_second(edge_photos, tracker):
     t = time.perf_counter()
     build_rig(edge_photos["left_edge"], 512, tracker=tracker)
     assert time.perf_counter() - t < 1.0
+
+
+def test_full_frame_has_no_seam_at_the_photos_edge(edge_rigs):
+    """A crop that reaches the photo's edge (the tight headshot's crop starts at its top row) is not
+    feathered into the still photo along that edge: the head would move inside and stand still at
+    the border. Before, the mask there was 0.03."""
+    rig = edge_rigs["tight_chin"]
+    assert rig.crop_box[1] <= 0.5
+    p = FullFramePaster(rig)
+    inside = cv2.warpAffine(np.ones((rig.size, rig.size), np.float32), p.matrix, p.shape[::-1]) > 0.999
+    cols = np.nonzero(inside[2])[0]
+    assert len(cols) > 100
+    n = len(cols) // 10   # clear of the side feathers
+    assert float(p.mask[0, cols[n]:cols[-n]].min()) > 0.99

@@ -347,14 +347,23 @@ class FullFramePaster:
         sx, sy = W / w, H / h
         k = side / rig.size
         self.matrix = np.float32([[sx * k, 0, sx * (x0 + 0.5) - 0.5], [0, sy * k, sy * (y0 + 0.5) - 0.5]])
+        # feathered only on the sides that lie inside the photo: where the crop reaches (or, with
+        # its fill, runs past) the photo's edge, the animated crop goes right up to that edge
         feather = max(2.0, 0.03 * rig.size)
-        ramp = np.minimum(np.arange(rig.size) + 0.5, rig.size - 0.5 - np.arange(rig.size)) / feather
-        edge = np.clip(np.minimum(ramp[:, None], ramp[None, :]), 0, 1).astype(np.float32)
-        self.mask = cv2.warpAffine(edge, self.matrix, (W, H), flags=cv2.INTER_LINEAR)[..., None]
+        i = np.arange(rig.size)
+        far = np.full(rig.size, np.inf)
+        lo, hi = i / feather, (rig.size - 1 - i) / feather   # exactly 0 on a feathered side's last pixel
+        rx = np.minimum(far if x0 <= 0.5 else lo, far if x0 + side >= w - 0.5 else hi)
+        ry = np.minimum(far if y0 <= 0.5 else lo, far if y0 + side >= h - 0.5 else hi)
+        edge = np.clip(np.minimum(ry[:, None], rx[None, :]), 0, 1).astype(np.float32)
+        # replicated past the crop: 0 beyond feathered sides; 1 in the sub-pixel sliver between an
+        # open side and the photo's edge (no darkened first row)
+        self.mask = cv2.warpAffine(edge, self.matrix, (W, H), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)[..., None]
 
     def paste(self, frame: np.ndarray) -> np.ndarray:
         """The full picture (H, W, 3) uint8 with `frame` (S, S, 3) pasted in."""
         H, W = self.shape
-        big = cv2.warpAffine(frame, self.matrix, (W, H), flags=cv2.INTER_LINEAR)
+        big = cv2.warpAffine(frame, self.matrix, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = self.photo + self.mask * (big.astype(np.float32) - self.photo)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
