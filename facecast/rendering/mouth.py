@@ -224,7 +224,7 @@ def palette(skin: np.ndarray, lip: np.ndarray) -> Palette:
     def col(lum, tint, k):
         return np.clip(lum * ys * tint ** k, 0, 255).astype(np.float32)
     return Palette(teeth=np.minimum(col(1.35, t_skin, 0.6), 240).astype(np.float32), gum=col(0.62, t_lip, 1.5),
-                   mucosa=col(0.68, t_lip, 1.7), throat=col(0.2, t_lip, 1.3), tongue=col(0.64, t_lip, 1.45),
+                   mucosa=col(0.68, t_lip, 1.7), throat=col(0.2, t_lip, 1.3), tongue=col(0.56, t_lip, 1.3),
                    gap=col(0.2, t_lip, 1.3))
 
 
@@ -398,6 +398,9 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
     near = np.exp(-dist / max(1.0, 0.08 * W))[..., None]
     deep = np.clip(dist / max(2.0, 0.3 * W), 0, 1)[..., None]
     out = pal.throat[None, None, :] + (pal.mucosa - pal.throat)[None, None, :] * np.maximum(near, 0.6 * (1 - deep))
+    # the back of a wide-open mouth falls into darkness (openings under ~0.2 x the width do not reach it)
+    back = np.clip((dist - 0.1 * W) / max(1.0, 0.15 * W), 0, 1)[..., None]
+    out = out * (1 - 0.55 * back)
     if mouth.teeth_drop > 0.0:
         # a photo that shows its teeth has its upper lip raised; as the lip comes down over them,
         # the photo's upper teeth follow a part of the way (speakers show a little of their upper
@@ -408,11 +411,13 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
         dy = float((deformed_lm[13] - ref) @ down)
         shift = mouth.teeth_drop * float(np.clip(dy, 0.0, 0.1 * mouth.face_scale))
         upper_dst = np.asarray(upper_dst, np.float32) + np.float32(shift) * down.astype(np.float32)
-    for layer, src, dst in ((mouth.lower, mouth.anchor_xy_lower, lower_dst),
-                            (mouth.upper, mouth.anchor_xy_upper, upper_dst)):
+    for k, (layer, src, dst) in enumerate(((mouth.lower, mouth.anchor_xy_lower, lower_dst),
+                                           (mouth.upper, mouth.anchor_xy_upper, upper_dst))):
         rgb, a = _warp_layer(layer, src, dst, lo, shape)
         a = a[..., None]
         out = out * (1 - a) + rgb * a
+        if k == 0:
+            out = out * (1 - 0.4 * back)      # the tongue's back is in the mouth's shade too
     if not mouth.own_teeth:
         # occlusion: the upper lip shades what lies under it, the lips shade the rim and corners
         yy = np.arange(shape[0], dtype=np.float32)[:, None]
