@@ -21,11 +21,11 @@ import numpy as np
 import skimage.data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from facecast.face.image_io import load_image  # noqa: E402
-from facecast.face.rig import build_rig  # noqa: E402
-from facecast.face.tracking import FaceTracker  # noqa: E402
-from facecast.motion.types import MotionFrame  # noqa: E402
-from facecast.rendering.renderer import Renderer  # noqa: E402
+from facecast.face.image_io import load_image
+from facecast.face.rig import build_rig
+from facecast.face.tracking import FaceTracker
+from facecast.motion.types import MotionFrame
+from facecast.rendering.renderer import Renderer
 
 BANDS = ("top", "bottom", "left", "right")
 

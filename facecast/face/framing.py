@@ -176,6 +176,6 @@ def streak_share(img: np.ndarray, band: str, frac: float = 0.2, flat: float = 1.
     if region is not None:
         m = region[:-1, :-1]
         return float(streak[m].mean()) if m.any() else 0.0
-    n = max(1, int(round(frac * g.shape[0])))
+    n = max(1, round(frac * g.shape[0]))
     part = streak[:n] if band in ("top", "left") else streak[-n:]
     return float(part.mean())

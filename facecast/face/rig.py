@@ -24,7 +24,16 @@ from ..errors import FacecastError
 from . import headpose
 from . import topology as topo
 from .expression import PhotoExpression, fit_expression
-from .framing import CROP_RAISE, CROP_SCALE, MIN_CROP_SCALE, extend_canvas, fill_background, person_matte, photo_coverage, plan_crop  # noqa: F401
+from .framing import (  # noqa: F401
+    CROP_RAISE,
+    CROP_SCALE,
+    MIN_CROP_SCALE,
+    extend_canvas,
+    fill_background,
+    person_matte,
+    photo_coverage,
+    plan_crop,
+)
 from .image_io import load_image
 from .tracking import DetectedFace, FaceTracker
 
