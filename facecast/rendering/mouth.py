@@ -224,7 +224,7 @@ def palette(skin: np.ndarray, lip: np.ndarray) -> Palette:
     def col(lum, tint, k):
         return np.clip(lum * ys * tint ** k, 0, 255).astype(np.float32)
     return Palette(teeth=np.minimum(col(1.35, t_skin, 0.6), 240).astype(np.float32), gum=col(0.62, t_lip, 1.5),
-                   mucosa=col(0.68, t_lip, 1.7), throat=col(0.2, t_lip, 1.3), tongue=col(0.56, t_lip, 1.3),
+                   mucosa=col(0.75, t_lip, 1.7), throat=col(0.2, t_lip, 1.3), tongue=col(0.6, t_lip, 1.3),
                    gap=col(0.2, t_lip, 1.3))
 
 
@@ -416,8 +416,8 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
         rgb, a = _warp_layer(layer, src, dst, lo, shape)
         a = a[..., None]
         out = out * (1 - a) + rgb * a
-        if k == 0:
-            out = out * (1 - 0.4 * back)      # the tongue's back is in the mouth's shade too
+        if k == 0 and not mouth.own_teeth:
+            out = out * (1 - 0.4 * back)      # the drawn tongue's back is in the mouth's shade too
     if not mouth.own_teeth:
         # occlusion: the upper lip shades what lies under it, the lips shade the rim and corners
         yy = np.arange(shape[0], dtype=np.float32)[:, None]
