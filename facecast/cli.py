@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--motion-scale", type=float, default=1.0, help="head-motion amount, 0-3 (1 = the driver's)")
     dr.add_argument("--expression-scale", type=float, default=1.0, help="expression amount, 0-2 (1 = the driver's)")
     dr.add_argument("--full-frame", action="store_true", help="paste the animated crop back into the whole photo")
+    dr.add_argument("--save-motion", help="also write the portrait's motion (.json or .csv)")
     _add_provenance_args(dr)
     _add_verbosity(dr)
 
@@ -490,7 +491,8 @@ def cmd_drive(args) -> int:
     reports: list = []
     res = anim.drive(args.video, out, mode=args.mode, audio=args.audio, face=args.driver_face,
                      motion_scale=args.motion_scale, expression_scale=args.expression_scale, gaze=args.gaze,
-                     max_gap_s=args.max_gap, progress=Progress(not args.quiet), report=reports, **writer_kw)
+                     max_gap_s=args.max_gap, progress=Progress(not args.quiet), report=reports,
+                     save_motion=args.save_motion, **writer_kw)
     for n in reports[0].notices() if reports else []:
         print(f"facecast: {n}", file=sys.stderr)
     if not args.quiet:

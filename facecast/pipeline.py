@@ -210,18 +210,27 @@ class Animator:
     def drive(self, video, output: str | os.PathLike, mode: str = "relative", audio=None, face: int = 0,
               motion_scale: float = 1.0, expression_scale: float = 1.0, gaze: tuple[float, float] | None = None,
               max_gap_s: float | None = None, progress: Callable[[int, int], None] | None = None,
-              mark: Watermark | None = None, report: list | None = None, **writer_kw) -> RenderResult:
+              mark: Watermark | None = None, report: list | None = None,
+              save_motion: str | os.PathLike | None = None, **writer_kw) -> RenderResult:
         """Make the portrait perform `video` (`facecast.capture`): captured frame by frame and
         rendered as it goes, in constant memory, at the video's frame rate, with the video's audio
         muxed (`audio`, a file path, replaces it). mode: "relative" (the driver's changes from its
         first frame on the portrait's own expression and pose) or "absolute" (the driver's
         weights as they are); see `capture.retarget`. face: which face of the video (0 = largest).
-        report: a list that receives the `CaptureReport` (gaps filled, faces) before the first frame."""
+        report: a list that receives the `CaptureReport` (gaps filled, faces) before the first frame.
+        save_motion: also write the portrait's motion (.json or .csv; held in memory until the end,
+        60 floats a frame)."""
         from .capture.core import MAX_GAP_S, Capture
         from .capture.retarget import Retargeter
         retarget = Retargeter(self.rig.expression.weights, mode, motion_scale, expression_scale, gaze)
         cap = Capture(video, face=face, max_gap_s=MAX_GAP_S if max_gap_s is None else max_gap_s)
         out = check_output_path(output, [self.source, video, audio])
+        if save_motion is not None:
+            ext = Path(save_motion).suffix.lower()
+            if ext not in (".json", ".csv"):
+                raise FacecastError(f"--save-motion writes .json or .csv, not {ext or 'no extension'!r}")
+            if not Path(save_motion).parent.exists():
+                raise FacecastError(f"folder {Path(save_motion).parent} does not exist")
         sound = video if audio is None else audio
         load_audio_info(sound)  # fail early: no audio track, bad audio
         if report is not None:
@@ -238,8 +247,11 @@ class Animator:
             if buf:
                 yield MotionSequence.from_frames(buf, fps)
 
-        return self._write(out, fps, motion_chunks(), cap.info.frames, iter_audio(sound, MUX_RATE), MUX_RATE,
-                           progress, None, writer_kw, mark)
+        res = self._write(out, fps, motion_chunks(), cap.info.frames, iter_audio(sound, MUX_RATE), MUX_RATE,
+                          progress, [] if save_motion is not None else None, writer_kw, mark)
+        if save_motion is not None:
+            res.motion.save(save_motion)
+        return res
 
     def _write(self, out: Path, fps: float, motion_chunks, total: int, mux, mux_rate: int | None,
                progress, keep: list | None, writer_kw: dict, mark: Watermark | None = None) -> RenderResult:

@@ -153,10 +153,12 @@ def test_drive_options_and_audio_replacement(driver, hopper_path, tmp_path):
     save_wav(wav, np.zeros(8000, np.float32), 16000)
     out = tmp_path / "still.mp4"
     r = _cli("drive", hopper_path, driver["silent"], "-o", out, "--size", 256, "--audio", wav, "--absolute",
-             "--motion-scale", 0, "--gaze", "10,0", "--no-watermark", "--quiet")
+             "--motion-scale", 0, "--gaze", "10,0", "--no-watermark", "--quiet", "--save-motion", tmp_path / "m.csv")
     assert r.returncode == 0, r.stderr
     with av.open(str(out)) as c:
         assert c.streams.audio and c.streams.video[0].frames == 12
+    played = MotionSequence.load(tmp_path / "m.csv")
+    assert len(played) == 12 and not played.rotation.any() and np.allclose(played.gaze, [10, 0])
 
 
 def _write(path, frames, fps=FPS):
