@@ -5,6 +5,7 @@ frames for the real clip and for facecast's render of its first frame, and the r
 
 Development only: the clips are not shipped; without them this prints a message and exits 0.
 """
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def main(argv):
         cells = []
         for k in INTERIOR_MEASURES:
             d = rep.interior[k]
-            f = lambda v: "-" if v is None or v != v else f"{v:.3f}"
+            f = lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
             cells.append(f"{f(d['real'])}/{f(d['facecast'])} x{f(d['ratio'])}".rjust(26))
         print(c.stem[:25].ljust(26) + "".join(cells), flush=True)
     return 0

@@ -3,15 +3,22 @@
 Everything is prepared at rig time as RGBA layers in the crop's coordinates, placed where they
 would sit in the photo; per frame, the upper layer moves with the head alone and the lower layer
 with the head and the jaw (affine warps of small patches), and the result is shown only inside the
-deformed inner-lip outline, so the lips always stay in front.
+deformed inner-lip outline (`opening_alpha`: feathered over 1-2 px inside it), so the lips always
+stay in front and keep their thickness.
 
-Teeth: if the photo shows its own teeth, they are reused. Otherwise real photographic teeth are
-cut from `skimage.data.astronaut()` (a public-domain NASA portrait of Eileen Collins smiling,
-shipped inside scikit-image), scaled to this mouth and colour-matched to this face's lighting.
+Colours (`palette`) come from the image's own skin and lips: a grayscale or sepia photo gets a
+grayscale or sepia mouth; the lips' tint is taken halfway, so lipstick does not colour the throat.
+The cavity is lighter near the lips (the wet lining) and darkens with depth; the upper lip shades
+what lies under it.
+
+Teeth: if the photo shows its own teeth, they are reused (and follow a raised upper lip part of
+the way down). Otherwise two distinct rows are drawn (`_tooth_row`): upper teeth under a
+scalloped gum line, narrower lower teeth on the jaw, each tooth rounded, shaded towards the
+mouth's corners and separated by a faint line, with a soft specular on the front teeth; a domed,
+shaded tongue with a highlight and a median groove lies behind the lower teeth.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -22,39 +29,6 @@ from ..face import topology as topo
 OPEN_PHOTO_GAP = 0.06  # inner-lip gap (x face scale) above which the photo's own mouth is reused
 OWN_TEETH_DROP = 0.6    # x how far the photo's raised upper lip comes down at rest: how far its own teeth are lowered
 OWN_OPENING_START = 0.012  # x face scale: lips parted less than this show no interior (a seam)
-
-
-@dataclass
-class TeethSample:
-    """Photographic upper teeth: rgb (h, w, 3) float32, alpha (h, w) float32, skin (3,) reference colour."""
-
-    rgb: np.ndarray
-    alpha: np.ndarray
-    skin: np.ndarray
-
-
-@functools.lru_cache(maxsize=1)
-def reference_teeth() -> TeethSample:
-    """Upper teeth cut from skimage's astronaut portrait (run once per process)."""
-    import skimage.data
-
-    from ..face.tracking import FaceTracker
-    img = skimage.data.astronaut()
-    with FaceTracker(max_faces=1) as tr:
-        lm = tr.landmarks(img)[0].landmarks
-    inner = lm[topo.LIPS_INNER, :2]
-    x0, y0 = np.floor(inner.min(0)).astype(int)
-    x1, y1 = np.ceil(inner.max(0)).astype(int) + 1
-    patch = img[y0:y1, x0:x1].astype(np.float32)
-    mask = np.zeros(patch.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round((inner - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    # teeth = bright, low-saturation pixels inside the mouth; keep the upper row (above the gap)
-    hsv = cv2.cvtColor(patch.astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    bright = np.clip((hsv[..., 2] - 110) / 50, 0, 1) * np.clip((150 - hsv[..., 1]) / 60, 0, 1)
-    alpha = cv2.GaussianBlur(bright * (mask / 255.0), (3, 3), 0)
-    skin_pts = lm[[50, 280, 205, 425], :2].astype(int)
-    skin = np.array([img[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0) for x, y in skin_pts]).mean(0)
-    return TeethSample(patch, alpha.astype(np.float32), skin.astype(np.float32))
 
 
 @dataclass
@@ -85,6 +59,7 @@ class MouthModel:
     palette: Palette | None = None
     lip_ref: np.ndarray | None = None  # (2,) the photo's upper inner lip (landmark 13)
     teeth_drop: float = 0.0            # x how far that lip has come down: how far the upper layer follows
+    softness: float = 1.0              # how much the crop is enlarged from the photo: drawn edges soften as much
 
 
 def _skin_colour(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -116,9 +91,18 @@ def build_mouth(rig) -> MouthModel:
         upper, lower = _own_layers(rig)
     else:
         upper, lower = _reference_layers(rig, skin, centre, width, F, pal)
+    # a crop enlarged from a small photo is soft; what is drawn into it is made as soft (a photo's
+    # own mouth already is)
+    box = getattr(rig, "crop_box", None)
+    soft = float(np.clip(rig.size / box[2], 1.0, 3.0)) if box is not None and box[2] > 0 and not own else 1.0
+    if soft > 1.05:
+        s = 0.6 * float(np.sqrt(soft * soft - 1.0))
+        for layer in (upper, lower):
+            layer.rgb = cv2.GaussianBlur(layer.rgb, (0, 0), s)
+            layer.alpha = cv2.GaussianBlur(layer.alpha, (0, 0), s)
     return MouthModel(cavity, upper, lower, upper_anchors, lower_anchors,
                       lm[upper_anchors, :2].astype(np.float32), lm[lower_anchors, :2].astype(np.float32), own,
-                      float(F), pal, lm[13, :2].astype(np.float32), OWN_TEETH_DROP if own else 0.0)
+                      float(F), pal, lm[13, :2].astype(np.float32), OWN_TEETH_DROP if own else 0.0, soft)
 
 
 def _own_layers(rig) -> tuple[Layer, Layer]:
@@ -268,7 +252,6 @@ def _tooth_row(w: int, h: int, widths, length, teeth, gum, gap, upper: bool, gum
     tooth_px = 0.5 * w * widths[0] / float(np.sum(widths))
     sep = np.clip((np.abs(c) - 0.88) / 0.12, 0, 1)[None, :, None] ** 2 * (0.4 * np.clip((tooth_px - 3) / 10, 0.25, 1))
     rgb = rgb * (1 - sep) + gap[None, None, :] * sep
-    gum_a = np.clip(-d_gum + 0.5, 0, 1) * (np.clip(gum_h - np.abs(d_gum), 0, gum_h) > 0)
     gum_rgb = gum[None, None, :] * (0.75 + 0.25 * np.clip(-d_gum / max(gum_h, 1), 0, 1))[..., None]
     gum_rgb = gum_rgb * (1 - 0.5 * np.abs(xs) ** 2)[None, :, None]
     out = rgb * tooth_a[..., None] + gum_rgb * (1 - tooth_a[..., None])
@@ -347,11 +330,12 @@ def smooth_loop(pts: np.ndarray, iterations: int = 2) -> np.ndarray:
     return p
 
 
-def opening_alpha(mask: np.ndarray, size: int) -> np.ndarray:
+def opening_alpha(mask: np.ndarray, size: int, softness: float = 1.0) -> np.ndarray:
     """How much of the interior shows (h, w) float32 0..1, from the anti-aliased outline mask
     (uint8): a feathered edge bounded by the outline, fading in over 1-2 px inside it (wider at
-    larger sizes) and reaching at most a pixel beyond it."""
-    sigma = float(np.clip(1.8 * size / 512, 0.8, 2.2))
+    larger sizes) and reaching at most a pixel beyond it. softness: how much the crop was enlarged
+    from its photo (the edge is as soft as the photo's own)."""
+    sigma = float(np.clip(1.8 * size / 512, 0.8, 2.2)) * max(1.0, softness)
     soft = cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float32) / 255.0
     alpha = np.clip((soft - 0.3) / 0.7, 0, 1)
     return alpha * alpha * (3 - 2 * alpha)
@@ -425,7 +409,7 @@ def composite_mouth(frame: np.ndarray, mouth: MouthModel, deformed_lm: np.ndarra
         under = np.clip((yy - top[None, :]) / max(2.0, 0.08 * W), 0, 1) ** 0.7
         rim = np.clip(dist / max(1.0, 0.05 * W), 0, 1)
         out = out * (0.5 + 0.5 * np.minimum(under, 0.7 + 0.3 * rim))[..., None]
-    alpha = opening_alpha(mask, S)
+    alpha = opening_alpha(mask, S, mouth.softness)
     region = frame[lo[1]:hi[1], lo[0]:hi[0]]
     m = alpha[..., None] * visible
     region[:] = np.clip(region + m * (out - region) + 0.5, 0, 255).astype(np.uint8)
