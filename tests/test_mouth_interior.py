@@ -136,3 +136,16 @@ def test_probe_on_a_drawn_mouth(grace):
     assert set(v) == {"interior_lightness", "teeth_share", "edge_contrast", "lower_lip_thickness"}
     assert all(np.isfinite(list(v.values())))
     assert v["lower_lip_thickness"] > 0
+
+
+def test_sepia_photo_gets_a_sepia_interior(tracker):
+    g = cv2.cvtColor(cv2.cvtColor(_grace(), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB).astype(np.float32)
+    sepia = np.clip(g * np.float32([1.07, 0.9, 0.68]), 0, 255).astype(np.uint8)
+    r = Renderer(build_rig(sepia, SIZE, tracker=tracker))
+    drawn, _warped, geo = _with_without(r, WIDE)
+    px = drawn[_inside(geo, drawn.shape, grow=-2)].astype(np.float32) + 1
+    # every interior colour is (nearly) a shade of the photo's own sepia: R > G > B in its ratios
+    ratio = px / px[:, 1:2]
+    assert np.all(ratio[:, 0] >= 1.0) and np.all(ratio[:, 2] <= 1.0)
+    assert abs(float(np.median(ratio[:, 0])) - 1.07 / 0.9) < 0.15
+    assert abs(float(np.median(ratio[:, 2])) - 0.68 / 0.9) < 0.15
