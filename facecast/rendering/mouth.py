@@ -273,7 +273,7 @@ def _reference_layers(rig, skin, centre, width, F, pal: Palette) -> tuple[Layer,
     up_rgb, up_a = _tooth_row(tw, th, UPPER_TEETH, (1.0, 0.85, 0.95, 0.8, 0.75, 0.7), pal.teeth, pal.gum,
                               pal.gap, True, gh)
     ux0 = int(round(centre[0] - tw / 2))
-    uy0 = int(round(seam + 0.07 * W - th - gh))           # biting edge below the seam: lips parted in speech show it
+    uy0 = int(round(seam + 0.085 * W - th - gh))           # biting edge below the seam: lips parted in speech show it
     upper = Layer(up_rgb, up_a, (ux0, uy0))
     # lower row: narrower teeth, biting edge just behind the upper one, and the tongue behind it
     lw = max(8, int(round(0.8 * W)))
