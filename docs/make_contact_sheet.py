@@ -15,7 +15,7 @@ from facecast.face.rig import build_rig
 from facecast.motion.types import MotionFrame
 from facecast.rendering.renderer import Renderer
 
-CASES = [("photo", MotionFrame()), ("yaw +20", MotionFrame(rotation=[0, 20, 0])),
+CASES = [("rest (weights 0)", MotionFrame()), ("yaw +20", MotionFrame(rotation=[0, 20, 0])),
          ("pitch +15", MotionFrame(rotation=[15, 0, 0])), ("roll -15", MotionFrame(rotation=[0, 0, -15])),
          ("smile", MotionFrame(blendshapes={"mouthSmileLeft": 1, "mouthSmileRight": 1, "cheekSquintLeft": 0.5,
                                             "cheekSquintRight": 0.5})),
