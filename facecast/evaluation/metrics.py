@@ -108,8 +108,42 @@ TARGETS: dict[str, tuple[float | None, float | None]] = {  # lag_ms: see "Timing
 
 
 # ---- the report -----------------------------------------------------------------------------------
+class CheckedReport:
+    """What the evaluation reports share: figures checked against targets, and JSON.
+
+    A subclass (a dataclass) sets `targets` (figure name -> (lo, hi), None = open) and
+    `target_text(name)`, and may hold per-frame `tracks`.
+    """
+
+    targets: dict = {}
+    target_text = staticmethod(str)
+
+    def checks(self) -> dict[str, dict]:
+        """name -> {'value', 'target' (text), 'ok' (True/False; None when not measured)}."""
+        out = {}
+        for name, (lo, hi) in self.targets.items():
+            v = getattr(self, name)
+            ok = None if v is None or not math.isfinite(v) else (lo is None or v >= lo) and (hi is None or v <= hi)
+            out[name] = {"value": v, "target": self.target_text(name), "ok": ok}
+        return out
+
+    @property
+    def passed(self) -> bool:
+        """Every measured target met (unmeasured ones, e.g. no bilabials, do not fail)."""
+        return all(c["ok"] is not False for c in self.checks().values())
+
+    def to_dict(self, tracks: bool = False) -> dict:
+        """JSON-ready dict (NaN -> None); per-frame tracks only when asked."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tracks"}
+        d["checks"] = self.checks()
+        d["passed"] = self.passed
+        if tracks:
+            d["tracks"] = {k: np.asarray(v).tolist() for k, v in self.tracks.items()}
+        return _json_clean(d)
+
+
 @dataclass
-class LipSyncReport:
+class LipSyncReport(CheckedReport):
     """Scores of one clip (or of several pooled, `combine_reports`). Rates are in [0, 1], NaN when
     there was nothing to score (no bilabials, ...). See the module docstring for definitions.
 
@@ -150,31 +184,8 @@ class LipSyncReport:
     seconds: dict = field(default_factory=dict)
     tracks: dict = field(default_factory=dict, repr=False)
 
-    def checks(self) -> dict[str, dict]:
-        """name -> {'value', 'target' (text), 'ok' (True/False; None when not measured)}."""
-        out = {}
-        for name, (lo, hi) in TARGETS.items():
-            v = getattr(self, name)
-            if v is None or not math.isfinite(v):
-                ok = None
-            else:
-                ok = (lo is None or v >= lo) and (hi is None or v <= hi)
-            out[name] = {"value": v, "target": target_text(name), "ok": ok}
-        return out
-
-    @property
-    def passed(self) -> bool:
-        """Every measured target met (unmeasured ones, e.g. no bilabials, do not fail)."""
-        return all(c["ok"] is not False for c in self.checks().values())
-
-    def to_dict(self, tracks: bool = False) -> dict:
-        """JSON-ready dict (NaN -> None); per-frame tracks only when asked."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tracks"}
-        d["checks"] = self.checks()
-        d["passed"] = self.passed
-        if tracks:
-            d["tracks"] = {k: np.asarray(v).tolist() for k, v in self.tracks.items()}
-        return _json_clean(d)
+    targets = TARGETS                      # checked by `CheckedReport.checks`
+    target_text = staticmethod(lambda name: target_text(name))
 
 
 def target_text(name: str) -> str:

@@ -70,7 +70,7 @@ from ..face.headpose import relative_pose, rigid_align
 from ..face.tracking import FaceTracker
 from ..inputs import check_input_file
 from ..motion.presets import FPS_RANGE
-from .metrics import HEAD_SMOOTH_S, _json_clean, count_blinks, estimate_lag, head_delta
+from .metrics import HEAD_SMOOTH_S, CheckedReport, count_blinks, estimate_lag, head_delta
 from .retrack import eye_openness
 
 CLOSED_GAP = 0.04            # lips closed: inner-lip gap below this many IODs (issue 12)
@@ -174,7 +174,7 @@ def _interior_means(values: list[dict | None], gap: np.ndarray) -> dict[str, flo
 
 # ---- the report ----------------------------------------------------------------------------------
 @dataclass
-class RealClipReport:
+class RealClipReport(CheckedReport):
     """facecast against one real clip (or the median over clips, `median_report`); see the module
     docstring for the definitions. `*_ratio` = facecast / real. NaN: not measured."""
 
@@ -210,28 +210,8 @@ class RealClipReport:
     seconds: dict = field(default_factory=dict)
     tracks: dict = field(default_factory=dict, repr=False)
 
-    def checks(self) -> dict[str, dict]:
-        """name -> {'value', 'target' (text), 'ok' (True/False; None when not measured)}."""
-        out = {}
-        for name, (lo, hi) in TARGETS.items():
-            v = getattr(self, name)
-            ok = None if v is None or not math.isfinite(v) else (lo is None or v >= lo) and (hi is None or v <= hi)
-            out[name] = {"value": v, "target": target_text(name), "ok": ok}
-        return out
-
-    @property
-    def passed(self) -> bool:
-        """Every measured target met."""
-        return all(c["ok"] is not False for c in self.checks().values())
-
-    def to_dict(self, tracks: bool = False) -> dict:
-        """JSON-ready dict (NaN -> None); per-frame tracks only when asked."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tracks"}
-        d["checks"] = self.checks()
-        d["passed"] = self.passed
-        if tracks:
-            d["tracks"] = {k: np.asarray(v).tolist() for k, v in self.tracks.items()}
-        return _json_clean(d)
+    targets = TARGETS                      # checked by `CheckedReport.checks`
+    target_text = staticmethod(lambda name: target_text(name))
 
 
 def target_text(name: str) -> str:
