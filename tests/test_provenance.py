@@ -19,7 +19,7 @@ from facecast.motion.presets import preset_motion
 from facecast.provenance import metadata
 from facecast.provenance.attacks import ATTACKS, read_frames, transcode
 from facecast.provenance.verify import verify
-from facecast.provenance.watermark import Payload, Watermark, detect, residual, strength_map
+from facecast.provenance.watermark import Payload, Watermark, detect, strength_map
 
 
 def run_cli(*args, timeout=300):
