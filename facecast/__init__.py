@@ -10,7 +10,8 @@ out by pipeline stage, one folder each, and `pipeline.Animator` is the one place
 - `evaluation/`: re-tracking rendered frames and the lip-sync evaluation;
 - `live/`: the live server (WebSocket streaming, HTTP API, the page);
 - `batching/`: many jobs from a manifest, on a local process pool or Ray;
-- top level: `pipeline` (Animator), `video` (encoding), `outputs` / `inputs` (files), `cli`, `errors`.
+- top level: `pipeline` (Animator), `video` (encoding), `footage` (decoding), `outputs` / `inputs`
+  (files), `cli`, `errors`.
 """
 from .batching.runner import BatchSummary
 from .batching.runner import run_batch as batch

@@ -45,9 +45,9 @@ from ..face.expression import fit_expression
 from ..face.headpose import head_frame, matrix_to_euler, rigid_align
 from ..face.rig import CROP_SCALE
 from ..face.tracking import FaceTracker
+from ..footage import frame_rate, iter_frames, open_video, video_stream
 from ..inputs import check_input_file
 from ..motion.controls import range_message
-from ..motion.presets import FPS_RANGE
 from ..motion.types import (
     BLENDSHAPE_INDEX,
     BLENDSHAPE_NAMES,
@@ -128,9 +128,9 @@ class CaptureReport:
 def video_info(path: str | os.PathLike) -> VideoInfo:
     """Check that `path` is a video PyAV can read with a usable frame rate; FacecastError if not."""
     p = check_input_file(path, "video")
-    with _open(p) as c:
-        s = _video_stream(c, p)
-        fps = _fps(s, p)
+    with open_video(p) as c:
+        s = video_stream(c, p)
+        fps = frame_rate(s, p)
         if s.duration is not None and s.time_base is not None:
             dur = float(s.duration * s.time_base)
         elif c.duration is not None:
@@ -143,48 +143,6 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         frames = int(s.frames) if s.frames else round(dur * fps)
         return VideoInfo(p, fps, max(frames, 1), s.codec_context.width, s.codec_context.height,
                          frames / fps if frames else dur, bool(c.streams.audio))
-
-
-def _open(p: Path):
-    try:
-        return av.open(str(p), mode="r")
-    except PermissionError as e:
-        raise FacecastError(f"cannot read video {p}: permission denied; check its permissions") from e
-    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
-        raise FacecastError(f"{p} is not a readable video (FFmpeg: {' '.join(str(e).split())}); "
-                            "use an mp4, mov, webm or mkv with a face in it") from e
-
-
-def _video_stream(container, p: Path):
-    if not container.streams.video:
-        raise FacecastError(f"{p} has no video track; capture and drive need footage of a face")
-    return container.streams.video[0]
-
-
-def _fps(stream, p: Path) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = float(rate) if rate else 0.0
-    if not (math.isfinite(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
-        raise FacecastError(f"{p}: " + range_message("the video's frame rate", *FPS_RANGE, f"{fps:g}"))
-    return fps
-
-
-def iter_frames(path: Path, max_side: int = TRACK_MAX_SIDE) -> Iterator[np.ndarray]:
-    """Decoded RGB frames (H, W, 3) uint8 of the first video track, one at a time, scaled down
-    so that the longer side is at most `max_side`."""
-    with _open(path) as c:
-        s = _video_stream(c, path)
-        s.thread_type = "AUTO"
-        try:
-            for f in c.decode(s):
-                w, h = f.width, f.height
-                k = min(1.0, max_side / max(w, h))
-                if k < 1.0:
-                    f = f.reformat(width=max(2, round(w * k)), height=max(2, round(h * k)), format="rgb24")
-                yield f.to_ndarray(format="rgb24")
-        except av.FFmpegError as e:
-            raise FacecastError(f"{path} could not be decoded (FFmpeg: {' '.join(str(e).split())}); "
-                                "the file is damaged: convert it again") from e
 
 
 class _Reference:
@@ -262,7 +220,7 @@ class Capture:
 
     def _raw(self, tracker: FaceTracker) -> Iterator[np.ndarray | None]:
         prev = None
-        for img in iter_frames(self.info.path):
+        for img in iter_frames(self.info.path, max_side=TRACK_MAX_SIDE):
             self.report.frames += 1
             faces = tracker.landmarks(img)
             if not faces:

@@ -58,7 +58,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -68,9 +68,16 @@ from ..errors import FacecastError
 from ..face import topology as topo
 from ..face.headpose import relative_pose, rigid_align
 from ..face.tracking import FaceTracker
+from ..footage import iter_frames, video_rate
 from ..inputs import check_input_file
 from ..motion.presets import FPS_RANGE
-from .metrics import HEAD_SMOOTH_S, CheckedReport, count_blinks, estimate_lag, head_delta
+from .metrics import (
+    HEAD_SMOOTH_S,
+    CheckedReport,
+    count_blinks,
+    estimate_lag,
+    head_delta,
+)
 from .retrack import eye_openness
 
 CLOSED_GAP = 0.04            # lips closed: inner-lip gap below this many IODs (issue 12)
@@ -312,39 +319,6 @@ def median_report(reports: list[RealClipReport], name: str = "median") -> RealCl
 
 
 # ---- video in, tracks out --------------------------------------------------------------------------
-def video_fps(path: str | os.PathLike) -> float:
-    """The frame rate of a video file's first video stream (FacecastError when it has none)."""
-    import av
-    p = check_input_file(path, "video")
-    try:
-        with av.open(str(p)) as c:
-            if not c.streams.video:
-                raise FacecastError(f"{p} has no video stream; `facecast eval real` takes talking-face videos")
-            s = c.streams.video[0]
-            rate = s.average_rate or s.guessed_rate or s.base_rate
-            if not rate:
-                raise FacecastError(f"cannot read the frame rate of {p}")
-            return float(rate)
-    except av.error.FFmpegError as e:
-        raise FacecastError(f"cannot read video {p}: {e.strerror or e}") from None
-
-
-def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Decode the frames of a video file's first video stream as RGB uint8 (H, W, 3)."""
-    import av
-    p = check_input_file(path, "video")
-    try:
-        with av.open(str(p)) as c:
-            if not c.streams.video:
-                raise FacecastError(f"{p} has no video stream")
-            s = c.streams.video[0]
-            s.thread_type = "AUTO"
-            for frame in c.decode(s):
-                yield frame.to_ndarray(format="rgb24")
-    except av.error.FFmpegError as e:
-        raise FacecastError(f"cannot read video {p}: {e.strerror or e}") from None
-
-
 def track_landmarks(frames, tracker: FaceTracker, probe: InteriorProbe | None = None
                     ) -> tuple[list[np.ndarray | None], list[dict | None] | None, np.ndarray | None]:
     """Track every frame: (landmarks per frame or None, interior probe values or None, frame 0).
@@ -388,7 +362,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
     elif probe is False:
         probe = None
     p = check_input_file(path, "video")
-    fps = video_fps(p)
+    fps = video_rate(p)
     if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
         raise FacecastError(f"{p} runs at {fps:g} fps; facecast renders {FPS_RANGE[0]:g}-{FPS_RANGE[1]:g} fps")
     own = tracker is None
@@ -397,7 +371,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
     secs: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        real_lm, real_int, first = track_landmarks(iter_video(p), tracker, probe)
+        real_lm, real_int, first = track_landmarks(iter_frames(p), tracker, probe)
         secs["track_real"] = time.perf_counter() - t0
         if first is None:
             raise FacecastError(f"{p} has no video frames")
@@ -419,7 +393,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
                 animator.render(p, out, fps=fps, controls=ctl)
                 secs["render" + suffix] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                lm, interior, _ = track_landmarks(iter_video(out), tracker, probe)
+                lm, interior, _ = track_landmarks(iter_frames(out), tracker, probe)
                 secs["track" + suffix] = time.perf_counter() - t0
                 try:
                     rendered[suffix] = face_tracks(lm, ref, fps, interior)

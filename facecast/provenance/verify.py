@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FacecastError
+from ..footage import iter_frames, video_rate
 from ..inputs import check_input_file
 from .metadata import read_manifest, read_tags
 from .watermark import Detection, Detector, detect_residual
@@ -24,28 +25,14 @@ MAX_SECONDS = 120.0        # a longer video is read for its first two minutes
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 
-def _read_video(path: Path, on_frame) -> float:
-    """Decode `path`'s first video stream (at most MAX_SECONDS), calling on_frame(rgb); its frame rate."""
-    import av
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise FacecastError(f"{path} has no video stream")
-            s = c.streams.video[0]
-            s.thread_type = "AUTO"
-            fps = float(s.average_rate or s.guessed_rate or 25.0)
-            limit = int(MAX_SECONDS * fps)
-            n = 0
-            for frame in c.decode(s):
-                on_frame(frame.to_ndarray(format="rgb24"))
-                n += 1
-                if n >= limit:
-                    break
-    except av.error.FFmpegError as e:
-        raise FacecastError(f"{path} is not a video or image this tool can read ({e.strerror or type(e).__name__})") from None
+def _read_video(path: Path, on_frame) -> None:
+    """Decode `path`'s first video track (at most MAX_SECONDS), calling on_frame(rgb) per frame."""
+    n = 0
+    for rgb in iter_frames(path, max_seconds=MAX_SECONDS):
+        on_frame(rgb)
+        n += 1
     if n == 0:
         raise FacecastError(f"{path} has no frames")
-    return fps
 
 
 def _is_image(path: Path) -> bool:
@@ -74,7 +61,7 @@ def verify(path: str | os.PathLike) -> dict:
         kind = "image"
     else:
         whole = Detector()
-        window = max(1, int(round(WINDOW_S * _frame_rate(p))))    # frames per window
+        window = max(1, int(round(WINDOW_S * video_rate(p))))    # frames per window
         residuals: list[np.ndarray] = []
         window_results: list[Detection] = []
 
@@ -104,18 +91,6 @@ def verify(path: str | os.PathLike) -> dict:
     mark["windows"] = windows
     return {"file": p.name, "kind": kind, "found": result.found, "watermark": mark,
             "metadata": read_tags(p) if kind == "video" else {}, "c2pa": read_manifest(p)}
-
-
-def _frame_rate(path: Path) -> float:
-    import av
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise FacecastError(f"{path} has no video stream")
-            s = c.streams.video[0]
-            return float(s.average_rate or s.guessed_rate or 25.0)
-    except av.error.FFmpegError:
-        raise FacecastError(f"{path} is not a video or image this tool can read") from None
 
 
 def summary(report: dict) -> str:
