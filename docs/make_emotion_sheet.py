@@ -1,7 +1,7 @@
 """Render docs/emotion_sheet.png: every emotion at intensity 1 on three photos (Grace Hopper, with
 glasses; Eileen Collins, `skimage.data.astronaut()`, who smiles in her photo; and, in grayscale, a
 broadly smiling White House photograph from face_recognition 1.3.0's source archive on PyPI,
-fetched and hash-checked by `tests/photos.py`; left out when it cannot be had), labelled, with a
+fetched and hash-checked by `tests/registry_files.py`; left out when it cannot be had), labelled, with a
 neutral tile first.
 
     python docs/make_emotion_sheet.py  ->  docs/emotion_sheet.png
@@ -25,8 +25,8 @@ def main(size: int = 384, crop: float = 0.0):
     photos = [matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), skimage.data.astronaut()]
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     try:
-        from photos import registry_photo
-        gray = cv2.cvtColor(cv2.imread(str(registry_photo("obama.jpg"))), cv2.COLOR_BGR2GRAY)
+        from registry_files import registry_file
+        gray = cv2.cvtColor(cv2.imread(str(registry_file("obama.jpg"))), cv2.COLOR_BGR2GRAY)
         photos.append(np.repeat(gray[:, :, None], 3, 2))
     except Exception as e:  # noqa: BLE001 - the sheet is still useful without it
         print(f"grayscale row left out: {e}")

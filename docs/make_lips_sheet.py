@@ -6,7 +6,7 @@ the same whatever the photo shows); under each row, the mouths zoomed in (1.2 ey
 
 Photos: `skimage.data.astronaut()` (Eileen Collins, NASA, public domain) and two White House
 photographs (public domain) from face_recognition 1.3.0's source archive on PyPI, fetched and
-hash-checked by `tests/photos.py`.
+hash-checked by `tests/registry_files.py`.
 """
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ from facecast.motion.types import MotionFrame
 from facecast.rendering.renderer import Renderer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from photos import registry_photo  # noqa: E402
+from registry_files import registry_file  # noqa: E402
 
 SIDE = 384        # render size
 TILE = 256        # face tile
@@ -53,8 +53,8 @@ def rows_for(photo, name):
 
 
 def main():
-    photos = [(skimage.data.astronaut(), "teeth"), (str(registry_photo("obama.jpg")), "teeth"),
-              (str(registry_photo("obama2.jpg")), "open mouth")]
+    photos = [(skimage.data.astronaut(), "teeth"), (str(registry_file("obama.jpg")), "teeth"),
+              (str(registry_file("obama2.jpg")), "open mouth")]
     rows = []
     for p, name in photos:
         rows += rows_for(p, name)

@@ -165,7 +165,10 @@ def test_emotions_keep_working_while_the_mouth_speaks(tts_speech, emotion):
 
 def test_a_speaking_frame_still_shows_the_emotion(renderers, tracker, tts_speech):
     """On frames where the mouth is open in speech, re-tracked: happy lifts the corners, sad lowers
-    them and raises the inner brows, angry lowers the brows, against the same frame spoken neutrally."""
+    them and raises the inner brows, angry lowers the brows, against the same frame spoken neutrally.
+    Read as the mean over the four most open frames: the face mesh reads the inner brows of one
+    open-mouthed frame with about 0.01 IOD of noise (0.008-0.039 over these frames), as large as
+    the effect being checked."""
     from facecast.evaluation.emotions import features
     from facecast.evaluation.retrack import measure
     from facecast.motion.generator import generate_motion
@@ -173,13 +176,13 @@ def test_a_speaking_frame_still_shows_the_emotion(renderers, tracker, tts_speech
     r = renderers["astronaut"]
     c = dict(motion_scale=0, blink_rate=0)
     base = generate_motion(x, 16000, 25.0, Controls(**c))
-    frames = np.argsort(-base.blendshapes[:, BI["jawOpen"]])[:2]
+    frames = np.argsort(-base.blendshapes[:, BI["jawOpen"]])[:4]
+    motions = {e: generate_motion(x, 16000, 25.0, Controls(**c, emotion=f"{e}:1")) for e in ("happy", "sad", "angry")}
+    per_frame = []
     for i in frames:
         n = measure(tracker, r.rig, r.render(base[i])).landmarks
-        got = {}
-        for e in ("happy", "sad", "angry"):
-            m = generate_motion(x, 16000, 25.0, Controls(**c, emotion=f"{e}:1"))
-            got[e] = features(n, measure(tracker, r.rig, r.render(m[i])).landmarks)
-        assert got["happy"]["corner_up"] > 0.04, got["happy"]
-        assert got["sad"]["corner_up"] < -0.02 and got["sad"]["inner_brow_up"] > 0.01, got["sad"]
-        assert got["angry"]["brow_up"] < -0.01, got["angry"]
+        per_frame.append({e: features(n, measure(tracker, r.rig, r.render(m[i])).landmarks) for e, m in motions.items()})
+    got = {e: {k: float(np.mean([f[e][k] for f in per_frame])) for k in per_frame[0][e]} for e in motions}
+    assert got["happy"]["corner_up"] > 0.04, got["happy"]
+    assert got["sad"]["corner_up"] < -0.02 and got["sad"]["inner_brow_up"] > 0.01, got["sad"]
+    assert got["angry"]["brow_up"] < -0.01, got["angry"]

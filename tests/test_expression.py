@@ -16,7 +16,7 @@ from facecast.face.rig import build_rig
 from facecast.motion.types import BLENDSHAPE_INDEX, MotionFrame, MotionSequence
 from facecast.rendering.renderer import Renderer
 
-from photos import PhotoUnavailable, registry_photo
+from registry_files import FileUnavailable, registry_file
 
 #: the issue's bounds, in inter-ocular (eye-corner) distances
 CLOSED_GAP = 0.03
@@ -27,8 +27,8 @@ BILABIAL = {"jawOpen": 0.08, "mouthClose": 0.08, "mouthPressLeft": 0.35, "mouthP
 
 def _photo(name):
     try:
-        return str(registry_photo(name))
-    except PhotoUnavailable as e:
+        return str(registry_file(name))
+    except FileUnavailable as e:
         pytest.skip(f"test photo not available: {e}")
 
 

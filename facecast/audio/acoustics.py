@@ -30,6 +30,12 @@ Per frame (all (T,) float32):
               tell a closure from the start of a pause or the end of the utterance, so the
               first ~0.3 s of every silence after speech reads as closure (lips together).
 - burst       0..1, abrupt broadband rise right after a closure (a plosive release).
+- aperture    0..1, how open the mouth sounds: the level of the 2.5-4 kHz band (`APERTURE_BAND_HZ`)
+              against that band's own running level on active speech (`APERTURE_RANGE_DB` below
+              it -> 0, at it -> 1). Lips and a raised jaw damp the higher formants (F3, F4), so
+              the energy there follows the mouth's opening more closely than loudness or F1
+              do: the envelope in the F2-F3 region is the acoustic measure best correlated with
+              the area of the lip opening (Grant & Seitz 2000, JASA 108:1197).
 - speech      0..1, voice activity with `HANGOVER_S` hangover (pauses -> 0).
 
 Formant positions are normalised for the speaker with a running mean pitch: a higher voice
@@ -120,6 +126,12 @@ FRIC_BELOW_LEVEL_DB = 35.0   # fricatives fade out below (speech level - this)
 NOISE_SHARE = (0.08, 0.25)   # voicing is damped to 0 as the share above FRIC_HZ goes over this
 VOWEL_MAX_HF_SHARE = 0.05    # formants and the speaker's pitch are learnt below this share
 
+APERTURE_BAND_HZ = (2500.0, 4000.0)
+APERTURE_HEADROOM_DB = 0.0
+APERTURE_RELEASE_S = 1.5
+APERTURE_RANGE_DB = 30.0     # aperture: 0 this far below the band's running level, 1 at it
+APERTURE_DEFAULT_DB = 20.0   # before any active speech, the band's level is taken this far below `ref`
+
 CLOSURE_DROP_DB = 12.0       # a closure starts when energy drops this much ...
 CLOSURE_DROP_S = 0.06        # ... within this long, from near the speech level ...
 CLOSURE_FROM_DB = 12.0       # ... (within this of the level) ...
@@ -134,7 +146,7 @@ BURST_AFTER_S = 0.05         # ... within this long after a closure ...
 BURST_SHARE_2K = (0.05, 0.2)  # ... with this share of energy above 2 kHz (broadband)
 
 _FEATURES = ("energy_db", "loudness", "voicing", "pitch_hz", "f1_hz", "f2_hz", "openness",
-             "frontness", "rounding", "nasal", "fricative", "closure", "burst", "speech")
+             "frontness", "rounding", "nasal", "fricative", "closure", "burst", "aperture", "speech")
 
 
 @dataclass
@@ -154,6 +166,7 @@ class AcousticFeatures:
     fricative: np.ndarray
     closure: np.ndarray
     burst: np.ndarray
+    aperture: np.ndarray
     speech: np.ndarray
     hop_s: float = HOP_S
 
@@ -266,6 +279,9 @@ class AcousticAnalyzer:
         self._b_1k = int(round(1000 / bin_hz))
         self._b_2k = int(round(2000 / bin_hz))
         self._b_hf = int(round(FRIC_HZ / bin_hz))
+        self._b_aperture = tuple(int(round(f / bin_hz)) for f in APERTURE_BAND_HZ)
+        # band power -> dB on the scale of e_db (Parseval: sum of |X|^2 over bins ~ NFFT / 2 x energy)
+        self._band_db_offset = -10.0 * math.log10(0.5 * NFFT * self._win_energy)
         env_bin = self._lpc_rate / ENV_NFFT
         self._env_bins = int(F2_RANGE_HZ[1] / env_bin) + 2
         self._env_hz = env_bin
@@ -275,6 +291,7 @@ class AcousticAnalyzer:
         self._a_formant = 1.0 - math.exp(-dt / FORMANT_TAU_S)
         self._a_up = 1.0 - math.exp(-dt / LEVEL_ATTACK_S)
         self._a_down = 1.0 - math.exp(-dt / LEVEL_RELEASE_S)
+        self._a_band_down = 1.0 - math.exp(-dt / APERTURE_RELEASE_S)
         self._f0_tau_frames = F0_MEAN_TAU_S / dt
         self._noise_frames = max(1, int(round(NOISE_WINDOW_S / dt)))
         self._hang = int(round(HANGOVER_S / dt))
@@ -291,6 +308,7 @@ class AcousticAnalyzer:
         prior_t = int(round(NOISE_PRIOR_S / dt)) - self._noise_frames
         self._noise_q: deque = deque([(prior_t, NOISE_PRIOR_DB)])
         self._level: float | None = None
+        self._aperture_level: float | None = None
         self._last_active = -10 ** 9
         self._f0_mean_log = math.log(F0_REF_HZ)
         self._f0_count = 0
@@ -386,10 +404,12 @@ class AcousticAnalyzer:
         hi1k = np.sum(Pd[:, self._b_1k:], axis=1) + 1e-20
         hi2k = np.sum(Pd[:, self._b_2k:], axis=1)
         hf = np.sum(Pd[:, self._b_hf:], axis=1)
+        band = np.sum(Pd[:, self._b_aperture[0]: self._b_aperture[1]], axis=1)
         return {
             "e_db": e_db, "voicing": voicing, "f0": f0, "f1": f1, "f2": f2,
             "nasal_ratio_db": 10.0 * np.log10(lo / hi1k), "share2k": hi2k / tot, "share_hf": hf / tot,
             "hf2k_db": -10.0 * np.log10(hi2k / tot + 1e-10),
+            "aperture_db": np.maximum(10.0 * np.log10(np.maximum(band, 1e-20)) + self._band_db_offset, SILENCE_DB),
         }
 
     def _formants(self, lpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -451,10 +471,7 @@ class AcousticAnalyzer:
         # active speech level (confidently voiced, well above noise)
         level = self._level
         if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
-            if level is None:
-                level = e
-            else:
-                level += (self._a_up if e > level else self._a_down) * (e - level)
+            level = e if level is None else level + (self._a_up if e > level else self._a_down) * (e - level)
             self._level = level
         ref = level if level is not None else max(noise, ABS_MIN_SPEECH_DB) + LEVEL_DEFAULT_SNR_DB
 
@@ -467,6 +484,13 @@ class AcousticAnalyzer:
         since = t - self._last_active
         hang = 1.0 if since <= self._hang else _clip01(1.0 - (since - self._hang) / self._hang_fade)
         speech = s_raw if s_raw > hang else hang
+
+        # the aperture band's own level, followed like the speech level over active speech
+        band_db = c["aperture_db"][i]
+        if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
+            bl = self._aperture_level
+            self._aperture_level = band_db if bl is None else bl + (self._a_up if band_db > bl else self._a_band_down) * (band_db - bl)
+        band_ref = self._aperture_level if self._aperture_level is not None else ref - APERTURE_DEFAULT_DB
 
         f0 = c["f0"][i] if voiced else 0.0
         loud = _ramp(e, ref - LOUD_RANGE_DB, ref) * gate
@@ -548,6 +572,7 @@ class AcousticAnalyzer:
         out["fricative"][i] = fric
         out["closure"][i] = closure
         out["burst"][i] = burst
+        out["aperture"][i] = _ramp(band_db, band_ref + APERTURE_HEADROOM_DB - APERTURE_RANGE_DB, band_ref + APERTURE_HEADROOM_DB) * gate
         out["speech"][i] = speech
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..audio.acoustics import HOP_S, AcousticAnalyzer, AcousticFeatures
 from ..audio.io import SAMPLE_RATE, resample
-from .articulation import DIP_REACH_S, Articulation
+from .articulation import CONTEXT_AHEAD_S, CONTEXT_PAST_S, DIP_REACH_S, Articulation
 from .controls import Controls, ControlTrack
 from .expression import add_expression, mirror_gaze
 from .eyes import EyeMotion
@@ -43,7 +43,7 @@ DEFAULT_LOOKAHEAD_S = 0.12
 #: it (the live mode's) uses what the look-ahead allows: `default_lip_lead`.
 DEFAULT_LIP_LEAD_S = 0.04
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
-            "closure", "burst", "speech")
+            "closure", "burst", "aperture", "speech")
 
 
 def default_lip_lead(lookahead_s: float, fps: float) -> float:
@@ -77,7 +77,9 @@ class MotionGenerator:
         self.lip_lead_s = float(lip_lead_s)
         # valleys are judged on neighbours within the look-ahead only, so output never depends
         # on how the audio was chunked
-        self.dip_reach_s = max(0.02, min(DIP_REACH_S, self.lookahead_s - self.lip_lead_s - 0.5 * HOP_S - 0.5 / self.fps))
+        room = self.lookahead_s - self.lip_lead_s - 0.5 * HOP_S - 0.5 / self.fps
+        self.dip_reach_s = max(0.02, min(DIP_REACH_S, room))
+        self.context_ahead_s = max(0.0, min(CONTEXT_AHEAD_S, room))
         self.analyzer = AcousticAnalyzer(SAMPLE_RATE, HOP_S)
         self._feat = {k: np.zeros(0, np.float32) for k in FEATURES}
         self._feat_base = 0           # feature index of self._feat[...][0]
@@ -132,18 +134,22 @@ class MotionGenerator:
         return MotionSequence(self.fps, np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0),
                               np.zeros((0, NUM_BLENDSHAPES)), np.zeros((0, 2)))
 
-    def _window(self, t: float, half: float | None = None) -> dict[str, np.ndarray]:
+    def _window(self, t: float, half: float | None = None, ahead: float | None = None) -> dict[str, np.ndarray]:
         """Feature values of the frames whose centres lie within `half` (default: half a video
-        frame) of t."""
+        frame) before t and `ahead` (default: `half`) after it, and under "offset_s" each feature
+        frame's centre time minus t."""
         half = 0.5 / self.fps if half is None else half
+        ahead = half if ahead is None else ahead
         a = int(math.floor((t - half) / HOP_S - 0.5)) + 1
-        b = int(math.floor((t + half) / HOP_S - 0.5))
+        b = int(math.floor((t + ahead) / HOP_S - 0.5))
         a, b = max(a, 0), max(b, a)
         lo = a - self._feat_base
         hi = min(b + 1, self._n_feat) - self._feat_base
         if hi <= lo or lo < 0:
             return {}
-        return {k: self._feat[k][lo:hi] for k in FEATURES}
+        out = {k: self._feat[k][lo:hi] for k in FEATURES}
+        out["offset_s"] = (np.arange(lo, hi) + self._feat_base + 0.5) * HOP_S - t
+        return out
 
     def _emit(self, upto: int) -> MotionSequence:
         n = upto - self._frame
@@ -163,8 +169,10 @@ class MotionGenerator:
         dt = 1.0 / self.fps
         t = i * dt
         c = self.track.at(t)
-        shapes = self.articulation.step(self._window(t + self.lip_lead_s),
-                                        self._window(t + self.lip_lead_s, self.dip_reach_s), c.expression_scale, dt)
+        tl = t + self.lip_lead_s
+        shapes = self.articulation.step(self._window(tl), self._window(tl, self.dip_reach_s),
+                                        self._window(tl, CONTEXT_PAST_S, self.context_ahead_s),
+                                        c.expression_scale, dt)
         self.prosody.step(self._window(t), dt, self.rng)
         rot, translation, scale = self.head.step(t, dt, self.prosody, c, self.rng)
         blink, gaze = self.eyes.step(t, dt, self.prosody, c, rot, self.rng)
