@@ -3,7 +3,7 @@ and closes between phrases, re-tracked on rendered video; speech is not taken fo
 
 The recording is `vocadito_10.wav` (solo singing, Vocadito, CC BY 4.0), from the source archive of
 `basic-pitch` on PyPI (`registry_files.py`); the test skips when PyPI cannot be reached. Before the
-singing mode the mouth was open (lip gap > 0.15 inter-ocular distances) in 4 % of this clip's
+singing mode the mouth was open (lip gap > 0.15 inter-ocular distances) in 5 % of this clip's
 frames; now about half."""
 import numpy as np
 import pytest
@@ -58,7 +58,7 @@ def test_sung_notes_hold_the_mouth_open_and_phrases_end_closed(song, hopper_rig,
     voiced = np.interp(t, (np.arange(len(f)) + 0.5) * HOP_S, f.voicing) > 0.5
     quiet = np.interp(t, (np.arange(len(f)) + 0.5) * HOP_S, f.loudness) < 0.1
     assert np.isfinite(gap).all()
-    assert (gap > OPEN_GAP).mean() > 0.35                 # 0.04 before the singing mode
+    assert (gap > OPEN_GAP).mean() > 0.35                 # 0.05 before the singing mode
     assert np.median(gap[voiced]) > OPEN_GAP
     # breaths between phrases: closed; the rest are the frames just before a note, where the
     # mouth opens ahead of the sound as it does in speech (measured 0.80 closed at 512 px)

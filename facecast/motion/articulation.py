@@ -34,7 +34,7 @@ from .types import NUM_BLENDSHAPES
 JAW_MAX = 0.45                # jawOpen for a loud fully open vowel
 APERTURE_SHARE = 0.5          # jaw drive: this share from `aperture`, the rest from F1 `openness`
 JAW_SIGMA_S = 0.08            # Gaussian window (sigma) the jaw drive is averaged over
-PEAK_SHARE = 0.3              # ... mixed with this share of the frame's own drive
+PEAK_SHARE = 0.5              # ... mixed with this share of the frame's own drive
 POSTURE = 0.2                 # share of the jaw's range held while talking, between syllables
 TALK_PAST_S = 0.05            # talking: voice activity from this long before the frame on
 CONTEXT_PAST_S, CONTEXT_AHEAD_S = 0.16, 0.16  # features read around a frame (ahead: look-ahead allowing)
@@ -44,7 +44,8 @@ QUIET_SEAL = 0.0
 NASAL_GAIN = 1.5              # nasal murmur -> lip seal (0.67 seals fully)
 SEAL_JAW, FRIC_JAW, LABIODENTAL_JAW = 0.55, 0.45, 0.6  # how much a seal / fricative / f-v closes the jaw
 TAU_OPEN_S, TAU_CLOSE_S, TAU_LIPS_S = 0.04, 0.04, 0.02  # first-order smoothing: jaw and shapes, lip seal
-LIP_PRESS = ("mouthPressLeft", "mouthPressRight")
+#: lip gestures that follow the lip seal's fast time constant (the lips are quicker than the jaw)
+FAST_LIPS = ("mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthUpperUpLeft", "mouthUpperUpRight")
 # singing: a held note is loud voicing (loudness > NOTE_LOUDNESS) that goes on; the voice counts as
 # singing when, over the last SINGING_TAU_S of loud voicing, notes held at least NOTE_MIN_S fill
 # SINGING_SHARE (0 -> 1). Speech (eSpeak's and the real clips') keeps at most ~10 % of its loud
@@ -167,7 +168,7 @@ class Articulation:
         k_open, k_close = smoothing_gain(dt, TAU_OPEN_S), smoothing_gain(dt, TAU_CLOSE_S)
         k = np.where(target > self.weights, k_open, k_close)
         k_lips = smoothing_gain(dt, TAU_LIPS_S)
-        for name in LIP_PRESS:
+        for name in FAST_LIPS:
             k[BI[name]] = k_lips
         self.weights += k * (target - self.weights)
         # the seal closes the lips over the jaw as it is now (mouthClose = seal x jawOpen), so a
