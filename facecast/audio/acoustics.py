@@ -30,12 +30,13 @@ Per frame (all (T,) float32):
               tell a closure from the start of a pause or the end of the utterance, so the
               first ~0.3 s of every silence after speech reads as closure (lips together).
 - burst       0..1, abrupt broadband rise right after a closure (a plosive release).
-- aperture    0..1, how open the mouth sounds: the level of the 2.5-4 kHz band (`APERTURE_BAND_HZ`)
-              against that band's own running level on active speech (`APERTURE_RANGE_DB` below
-              it -> 0, at it -> 1). Lips and a raised jaw damp the higher formants (F3, F4), so
-              the energy there follows the mouth's opening more closely than loudness or F1
-              do: the envelope in the F2-F3 region is the acoustic measure best correlated with
-              the area of the lip opening (Grant & Seitz 2000, JASA 108:1197).
+- aperture    0..1, how open the mouth sounds: the level of the 2.5-4 kHz band
+              (`APERTURE_BAND_HZ`) against that band's own running level, followed like the
+              speech level on confidently voiced frames (`APERTURE_RANGE_DB` below it -> 0, at it
+              -> 1). Lips and a raised jaw damp the higher formants (F3, F4), so the energy there
+              follows the mouth's opening more closely than loudness or F1 do: the envelope in
+              the F2-F3 region is the acoustic measure best correlated with the area of the lip
+              opening (Grant & Seitz 2000, JASA 108:1197).
 - speech      0..1, voice activity with `HANGOVER_S` hangover (pauses -> 0).
 
 Formant positions are normalised for the speaker with a running mean pitch: a higher voice
@@ -127,8 +128,6 @@ NOISE_SHARE = (0.08, 0.25)   # voicing is damped to 0 as the share above FRIC_HZ
 VOWEL_MAX_HF_SHARE = 0.05    # formants and the speaker's pitch are learnt below this share
 
 APERTURE_BAND_HZ = (2500.0, 4000.0)
-APERTURE_HEADROOM_DB = 0.0
-APERTURE_RELEASE_S = 1.5
 APERTURE_RANGE_DB = 30.0     # aperture: 0 this far below the band's running level, 1 at it
 APERTURE_DEFAULT_DB = 20.0   # before any active speech, the band's level is taken this far below `ref`
 
@@ -291,7 +290,6 @@ class AcousticAnalyzer:
         self._a_formant = 1.0 - math.exp(-dt / FORMANT_TAU_S)
         self._a_up = 1.0 - math.exp(-dt / LEVEL_ATTACK_S)
         self._a_down = 1.0 - math.exp(-dt / LEVEL_RELEASE_S)
-        self._a_band_down = 1.0 - math.exp(-dt / APERTURE_RELEASE_S)
         self._f0_tau_frames = F0_MEAN_TAU_S / dt
         self._noise_frames = max(1, int(round(NOISE_WINDOW_S / dt)))
         self._hang = int(round(HANGOVER_S / dt))
@@ -409,7 +407,8 @@ class AcousticAnalyzer:
             "e_db": e_db, "voicing": voicing, "f0": f0, "f1": f1, "f2": f2,
             "nasal_ratio_db": 10.0 * np.log10(lo / hi1k), "share2k": hi2k / tot, "share_hf": hf / tot,
             "hf2k_db": -10.0 * np.log10(hi2k / tot + 1e-10),
-            "aperture_db": np.maximum(10.0 * np.log10(np.maximum(band, 1e-20)) + self._band_db_offset, SILENCE_DB),
+            "aperture_db": np.maximum(10.0 * np.log10(np.maximum(band, 1e-20)) + self._band_db_offset,
+                                      SILENCE_DB),
         }
 
     def _formants(self, lpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -485,11 +484,12 @@ class AcousticAnalyzer:
         hang = 1.0 if since <= self._hang else _clip01(1.0 - (since - self._hang) / self._hang_fade)
         speech = s_raw if s_raw > hang else hang
 
-        # the aperture band's own level, followed like the speech level over active speech
+        # the aperture band's own level, followed like the speech level on the same frames
         band_db = c["aperture_db"][i]
         if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
             bl = self._aperture_level
-            self._aperture_level = band_db if bl is None else bl + (self._a_up if band_db > bl else self._a_band_down) * (band_db - bl)
+            gain = self._a_up if bl is None or band_db > bl else self._a_down
+            self._aperture_level = band_db if bl is None else bl + gain * (band_db - bl)
         band_ref = self._aperture_level if self._aperture_level is not None else ref - APERTURE_DEFAULT_DB
 
         f0 = c["f0"][i] if voiced else 0.0
@@ -572,7 +572,7 @@ class AcousticAnalyzer:
         out["fricative"][i] = fric
         out["closure"][i] = closure
         out["burst"][i] = burst
-        out["aperture"][i] = _ramp(band_db, band_ref + APERTURE_HEADROOM_DB - APERTURE_RANGE_DB, band_ref + APERTURE_HEADROOM_DB) * gate
+        out["aperture"][i] = _ramp(band_db, band_ref - APERTURE_RANGE_DB, band_ref) * gate
         out["speech"][i] = speech
 
 

@@ -14,6 +14,11 @@ after silence), nasal murmurs and silence before speech. Lips round with rounded
 spread with front vowels; sibilants bring the teeth together; weak flat fricatives (f, v) tuck
 the lower lip under the upper teeth.
 
+Singing: a voice whose loud voicing keeps running in long unbroken notes is taken for singing
+(`singing`, 0..1, followed over the last `SINGING_TAU_S`); its notes then hold the jaw open
+(at least `SUNG_JAW_FLOOR` of its range, and up to `SUNG_JAW_GAIN` wider than speech) and are
+not taken for nasal murmurs or valleys, while breaths between phrases still close the lips.
+
 How these constants were chosen: against both ground truths at once. eSpeak NG sentences with
 known phoneme timing (`facecast eval lipsync`: bilabials close, open vowels open, silences
 stay closed) and real talking clips re-tracked with the face mesh (`facecast eval real`: the
@@ -40,7 +45,6 @@ TALK_PAST_S = 0.05            # talking: voice activity from this long before th
 CONTEXT_PAST_S, CONTEXT_AHEAD_S = 0.16, 0.16  # features read around a frame (ahead: look-ahead allowing)
 DIP_REACH_S = 0.08            # loudness valleys: neighbours looked at on each side
 DIP_MIN, DIP_FULL = 0.2, 0.15  # valley depth (loudness units) where lips start / finish closing
-QUIET_SEAL = 0.0
 NASAL_GAIN = 1.5              # nasal murmur -> lip seal (0.67 seals fully)
 SEAL_JAW, FRIC_JAW, LABIODENTAL_JAW = 0.55, 0.45, 0.6  # how much a seal / fricative / f-v closes the jaw
 TAU_OPEN_S, TAU_CLOSE_S, TAU_LIPS_S = 0.04, 0.04, 0.02  # first-order smoothing: jaw and shapes, lip seal
@@ -143,8 +147,8 @@ class Articulation:
         # singer's notes are open vowels, not murmurs or valleys
         sung = self.singing if self.note_s > 0 else 0.0
         legato = 1.0 - sung
-        quiet = 1.0 - min(1.0, max(0.0, (loud_m - 0.1) / 0.3))
-        seal = max(QUIET_SEAL * quiet, 1.0 - speech, closure, legato * min(1.0, NASAL_GAIN * nasal), legato * loudness_dip(window, reach))
+        seal = max(1.0 - speech, closure, legato * min(1.0, NASAL_GAIN * nasal),
+                   legato * loudness_dip(window, reach))
         active = min(1.0, speech * 1.5)
         drive = PEAK_SHARE * drive_now + (1.0 - PEAK_SHARE) * drive_ctx
         jaw = JAW_MAX * (POSTURE * talk + (1.0 - POSTURE) * min(1.0, 1.1 * drive)) * max(active, talk)
