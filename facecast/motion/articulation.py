@@ -10,7 +10,8 @@ holds a speaking posture (`POSTURE` of its range) between syllables: real lips s
 through most consonants.
 
 The lips seal, over whatever the jaw does, on stop closures, loudness valleys (voiced /b/, /p/
-after silence), nasal murmurs and silence before speech. Lips round with rounded vowels and
+after silence), nasal murmurs and silence before speech. A seal comes at once and lets go
+slowly (`TAU_LIPS_RELEASE_S`) unless a vowel starts, so a flickering cue does not flap the lips. Lips round with rounded vowels and
 spread with front vowels; sibilants bring the teeth together; weak flat fricatives (f, v) tuck
 the lower lip under the upper teeth.
 
