@@ -197,7 +197,9 @@ def cmd_eval(args) -> int:
     t_start = time.perf_counter()
     reports = []
     with FaceTracker(max_faces=1) as tracker:
+        from .real import evaluation_mark
         animator = Animator(image, size=args.size, face=getattr(args, "face", 0))
+        animator.mark = evaluation_mark(animator)
         rig = animator.rig
         for n in rig.notices:
             print(f"facecast: {n}", file=sys.stderr)

@@ -85,10 +85,11 @@ class Payload:
     format_version: int = FORMAT_VERSION
 
     @classmethod
-    def new(cls) -> "Payload":
+    def new(cls, video_id: str | None = None) -> "Payload":
+        """This facecast version's payload with `video_id` (8 hex digits; default: a random one)."""
         from .. import __version__
         major, minor, patch = _version_numbers(__version__)
-        return cls(secrets.token_hex(4), f"{major}.{minor}.{patch}")
+        return cls(video_id or secrets.token_hex(4), f"{major}.{minor}.{patch}")
 
     def to_symbols(self) -> list[int]:
         major, minor, patch = _version_numbers(self.facecast_version)
