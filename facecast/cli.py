@@ -351,6 +351,18 @@ def _warnings_as_lines():
         yield
 
 
+def _notices(notices) -> None:
+    """Print each notice as one `facecast: ...` line on stderr."""
+    for n in notices:
+        print(f"facecast: {n}", file=sys.stderr)
+
+
+def _wrote(args, what: str) -> None:
+    """The closing `facecast: wrote ...` line, unless --quiet."""
+    if not args.quiet:
+        print(f"facecast: wrote {what}", file=sys.stderr)
+
+
 def _rig(args):
     from .face.rig import build_rig
     from .face.tracking import FaceTracker
@@ -358,8 +370,7 @@ def _rig(args):
     verbose = getattr(args, "verbose", False)
     with (FaceTracker(native_logs=True) if verbose else nullcontext()) as tracker:
         rig = build_rig(args.image, size=args.size, face_index=args.face, tracker=tracker)
-    for n in rig.notices:
-        print(f"facecast: {n}", file=sys.stderr)
+    _notices(rig.notices)
     return rig
 
 
@@ -398,8 +409,7 @@ def cmd_animate(args) -> int:
     writer_kw = _provenance(args, out)
     anim = Animator(args.image, rig=_rig(args), full_frame=args.full_frame, watermark=not args.no_watermark)
     res = anim.animate(motion, out, audio=args.audio, progress=Progress(not args.quiet), **writer_kw)
-    if not args.quiet:
-        print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s)", file=sys.stderr)
+    _wrote(args, f"{res.output} ({res.frames} frames, {res.duration_s:.2f} s)")
     return 0
 
 
@@ -449,27 +459,20 @@ def cmd_demo(args) -> int:
 def cmd_motion(args) -> int:
     from .audio.io import load_audio
     from .motion.generator import generate_motion
-    ext = Path(args.output).suffix.lower()
-    if ext not in (".json", ".csv"):
-        raise FacecastError(f"motion files are .json or .csv, not {ext or 'no extension'!r}")
-    if not Path(args.output).parent.exists():
-        raise FacecastError(f"output folder {Path(args.output).parent} does not exist")
+    from .outputs import check_motion_path
+    check_motion_path(args.output)
     controls = _controls(args)
     motion = generate_motion(load_audio(args.audio, 16000), 16000, args.fps, controls)
     motion.save(args.output)
-    if not args.quiet:
-        print(f"facecast: wrote {args.output} ({len(motion)} frames at {args.fps:g} fps)", file=sys.stderr)
+    _wrote(args, f"{args.output} ({len(motion)} frames at {args.fps:g} fps)")
     return 0
 
 
 def cmd_capture(args) -> int:
     from .capture.core import capture
     motion, report = capture(args.video, args.output, face=args.face, max_gap_s=args.max_gap, smooth=not args.raw)
-    for n in report.notices():
-        print(f"facecast: {n}", file=sys.stderr)
-    if not args.quiet:
-        print(f"facecast: wrote {args.output} ({len(motion)} frames at {motion.fps:g} fps; "
-              f"captured at {report.fps:.1f} fps)", file=sys.stderr)
+    _notices(report.notices())
+    _wrote(args, f"{args.output} ({len(motion)} frames at {motion.fps:g} fps; captured at {report.fps:.1f} fps)")
     return 0
 
 
@@ -493,11 +496,9 @@ def cmd_drive(args) -> int:
                      motion_scale=args.motion_scale, expression_scale=args.expression_scale, gaze=args.gaze,
                      max_gap_s=args.max_gap, progress=Progress(not args.quiet), report=reports,
                      save_motion=args.save_motion, **writer_kw)
-    for n in reports[0].notices() if reports else []:
-        print(f"facecast: {n}", file=sys.stderr)
-    if not args.quiet:
-        print(f"facecast: wrote {res.output} ({res.frames} frames, {res.duration_s:.2f} s, "
-              f"{res.frames / max(res.wall_s, 1e-9):.1f} fps)", file=sys.stderr)
+    _notices(reports[0].notices() if reports else [])
+    _wrote(args, f"{res.output} ({res.frames} frames, {res.duration_s:.2f} s, "
+                 f"{res.frames / max(res.wall_s, 1e-9):.1f} fps)")
     return 0
 
 

@@ -81,6 +81,19 @@ class PendingFile:
         return False
 
 
+def check_motion_path(path: str | os.PathLike | None) -> None:
+    """Fail early on a motion file that could not be written: not .json / .csv, or a folder that
+    does not exist (None: nothing to check)."""
+    if path is None:
+        return
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in (".json", ".csv"):
+        raise FacecastError(f"motion files are .json or .csv, not {ext or 'no extension'!r}")
+    if not p.parent.exists():
+        raise FacecastError(f"output folder {p.parent} does not exist")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` through a `PendingFile`."""
     with PendingFile(path) as f:

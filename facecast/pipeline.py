@@ -27,6 +27,7 @@ from .motion.generator import (
 )
 from .motion.presets import FPS_RANGE
 from .motion.types import MotionFrame, MotionSequence
+from .outputs import check_motion_path
 from .provenance.metadata import container_tags
 from .provenance.watermark import Watermark
 from .rendering.renderer import FullFramePaster, Renderer
@@ -103,17 +104,6 @@ class FrameStream:
         self.generator.track = ControlTrack(new, [(t, cur.with_seed(track.seed)), (t + glide_s, new)])
 
 
-def _check_motion_path(path: str | os.PathLike | None) -> None:
-    """Fail early on a `save_motion` path that could not be written (None: nothing to check)."""
-    if path is None:
-        return
-    ext = Path(path).suffix.lower()
-    if ext not in (".json", ".csv"):
-        raise FacecastError(f"--save-motion writes .json or .csv, not {ext or 'no extension'!r}")
-    if not Path(path).parent.exists():
-        raise FacecastError(f"folder {Path(path).parent} does not exist")
-
-
 class Animator:
     """One portrait, ready to animate: build once, render many audios or stream frames.
 
@@ -172,7 +162,7 @@ class Animator:
         if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             raise FacecastError(range_message("fps", *FPS_RANGE, fps))
         out = check_output_path(output, [self.source, audio])  # arrays are skipped
-        _check_motion_path(save_motion)
+        check_motion_path(save_motion)
         if isinstance(audio, np.ndarray):
             x = np.asarray(audio, np.float32).reshape(-1)
             if x.size == 0:
@@ -231,7 +221,7 @@ class Animator:
         retarget = Retargeter(self.rig.expression.weights, mode, motion_scale, expression_scale, gaze)
         cap = Capture(video, face=face, max_gap_s=MAX_GAP_S if max_gap_s is None else max_gap_s)
         out = check_output_path(output, [self.source, video, audio])
-        _check_motion_path(save_motion)
+        check_motion_path(save_motion)
         sound = video if audio is None else audio
         load_audio_info(sound)  # fail early: no audio track, bad audio
         if report is not None:

@@ -42,8 +42,14 @@ from ..evaluation.retrack import eye_openness, iris_offset
 from ..face import topology as topo
 from ..face.blendshapes import BlendshapeBasis, build_deltas
 from ..face.expression import fit_expression
-from ..face.headpose import head_frame, matrix_to_euler, rigid_align
-from ..face.rig import CROP_SCALE
+from ..face.framing import CROP_SCALE
+from ..face.headpose import (
+    face_scale,
+    head_frame,
+    head_pivot,
+    matrix_to_euler,
+    rigid_align,
+)
 from ..face.tracking import FaceTracker
 from ..footage import frame_rate, iter_frames, open_video, video_stream
 from ..inputs import check_input_file
@@ -55,6 +61,7 @@ from ..motion.types import (
     MotionFrame,
     MotionSequence,
 )
+from ..outputs import check_motion_path
 from ..rendering.eyes import EYEBALL_RADIUS, MAX_GAZE_DEG
 
 TRACK_MAX_SIDE = 640          # px: larger frames are scaled down before tracking (the mesh sees 256 px)
@@ -151,10 +158,9 @@ class _Reference:
     def __init__(self, lm: np.ndarray):
         self.lm = lm.astype(np.float64)
         self.rot = head_frame(self.lm)
-        self.face_scale = float(np.linalg.norm(self.lm[263] - self.lm[33]))
+        self.face_scale = face_scale(self.lm)
         self.basis = BlendshapeBasis(build_deltas(lm.astype(np.float32), self.rot, self.face_scale))
-        ears = (self.lm[234] + self.lm[454]) / 2
-        self.pivot = ears + self.rot @ np.array([0.0, 0.15, 0.25]) * self.face_scale
+        self.pivot = head_pivot(self.lm, self.rot, self.face_scale)
         size = float(max(np.ptp(self.lm[:, 0]), np.ptp(self.lm[:, 1])))
         self.crop_w = CROP_SCALE * size
         self.rigid = self.lm[topo.RIGID_POINTS]
@@ -302,12 +308,7 @@ def capture(video: str | os.PathLike, output: str | os.PathLike | None = None, f
     """Capture a whole video into a `MotionSequence` (absolute weights, the video's frame rate),
     and write it to `output` (.json or .csv) when given. The motion is held in memory (60 floats
     a frame: about 1 MB per minute at 25 fps); `Capture` streams it instead."""
-    if output is not None:
-        ext = Path(output).suffix.lower()
-        if ext not in (".json", ".csv"):
-            raise FacecastError(f"motion files are .json or .csv, not {ext or 'no extension'!r}")
-        if not Path(output).parent.exists():
-            raise FacecastError(f"output folder {Path(output).parent} does not exist")
+    check_motion_path(output)
     cap = Capture(video, face=face, max_gap_s=max_gap_s, smooth=smooth)
     frames = list(cap)
     motion = MotionSequence.from_frames(frames, cap.info.fps)

@@ -70,7 +70,6 @@ from ..face.headpose import relative_pose, rigid_align
 from ..face.tracking import FaceTracker
 from ..footage import iter_frames, video_rate
 from ..inputs import check_input_file
-from ..motion.presets import FPS_RANGE
 from .metrics import (
     HEAD_SMOOTH_S,
     CheckedReport,
@@ -374,9 +373,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
     elif probe is False:
         probe = None
     p = check_input_file(path, "video")
-    fps = video_rate(p)
-    if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
-        raise FacecastError(f"{p} runs at {fps:g} fps; facecast renders {FPS_RANGE[0]:g}-{FPS_RANGE[1]:g} fps")
+    fps = video_rate(p)  # within FPS_RANGE, or FacecastError
     own = tracker is None
     if own:
         tracker = FaceTracker(max_faces=1)

@@ -46,6 +46,18 @@ def head_frame(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
+def face_scale(landmarks: np.ndarray) -> float:
+    """The face's size in pixels: the distance between the outer eye corners (landmarks 33, 263)."""
+    return float(np.linalg.norm(landmarks[263].astype(np.float64) - landmarks[33]))
+
+
+def head_pivot(landmarks: np.ndarray, rotation: np.ndarray, scale: float) -> np.ndarray:
+    """(3,) float64 point the head turns about: between the ears (landmarks 234, 454), a little
+    behind and below them in the head's frame `rotation`, in units of `scale` (`face_scale`)."""
+    ears = (landmarks[234].astype(np.float64) + landmarks[454]) / 2
+    return ears + rotation @ np.array([0.0, 0.15, 0.25]) * scale
+
+
 def rigid_align(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """Similarity transform dst ~ s * R @ src + t (Kabsch-Umeyama). Returns (R (3, 3), s, t (3,))."""
     src = src.astype(np.float64)

@@ -24,10 +24,8 @@ from ..errors import FacecastError
 from . import headpose
 from . import topology as topo
 from .expression import PhotoExpression, fit_expression
-from .framing import (  # noqa: F401
-    CROP_RAISE,
+from .framing import (
     CROP_SCALE,
-    MIN_CROP_SCALE,
     extend_canvas,
     fill_background,
     person_matte,
@@ -133,7 +131,7 @@ def build_rig(image, size: int = 512, face_index: int = 0, tracker: FaceTracker 
         if face.size < MIN_FACE_PX:
             raise FacecastError(f"the face is only {face.size:.0f} pixels tall; use a photo where the face is at least "
                                 f"{MIN_FACE_PX} pixels (crop closer or use a higher-resolution image)")
-        crop, box = crop_portrait(photo, face, size)
+        crop, box, area = crop_portrait(photo, face, size)
         found = tracker.landmarks(crop)
         if not found:
             found = tracker.landmarks(crop, lenient=True)
@@ -147,7 +145,7 @@ def build_rig(image, size: int = 512, face_index: int = 0, tracker: FaceTracker 
     finally:
         if own_tracker:
             tracker.close()
-    return assemble_rig(crop, lm, person, box, photo, len(faces), notices)
+    return assemble_rig(crop, lm, person, box, area, photo, len(faces), notices)
 
 
 def find_faces(photo: np.ndarray, tracker: FaceTracker) -> list[DetectedFace]:
@@ -227,10 +225,12 @@ def _square_crop(img: np.ndarray, x0: float, y0: float, side: float, out: int):
 
 
 def crop_portrait(photo: np.ndarray, face: DetectedFace, size: int):
-    """The square portrait crop for `face`, (size, size, 3) uint8, and its box (x0, y0, side)."""
+    """The square portrait crop for `face`, (size, size, 3) uint8, its box (x0, y0, side) and
+    the share of each crop pixel that shows the photo ((size, size) float32, `photo_coverage`)."""
     x0, y0, side = plan_crop(photo.shape, face.bbox, face.size)
     crop, box = _crop_box(photo, x0, y0, side, size)
-    return extend_canvas(crop, photo_coverage(photo.shape, box, size)), box
+    area = photo_coverage(photo.shape, box, size)
+    return extend_canvas(crop, area), box, area
 
 
 def _crop_box(photo: np.ndarray, x0: float, y0: float, side: float, size: int):
@@ -247,16 +247,13 @@ def _crop_box(photo: np.ndarray, x0: float, y0: float, side: float, size: int):
     return _square_crop(photo, x0, y0, side, size)
 
 
-def assemble_rig(crop, lm, person, box, photo, faces_found, notices) -> FaceRig:
+def assemble_rig(crop, lm, person, box, area, photo, faces_found, notices) -> FaceRig:
     size = crop.shape[0]
     lm = lm.astype(np.float32)
     rot = headpose.head_frame(lm)
     pose = headpose.matrix_to_euler(rot)
-    face_scale = float(np.linalg.norm(lm[263] - lm[33]))
-    # pivot: between the ears, a little behind and below their landmarks
-    ears = (lm[234].astype(np.float64) + lm[454]) / 2
-    center = ears + rot @ np.array([0.0, 0.15, 0.25]) * face_scale
-    area = photo_coverage(photo.shape, box, size)
+    face_scale = headpose.face_scale(lm)
+    center = headpose.head_pivot(lm, rot, face_scale)
     person = person_matte(crop, np.clip(np.asarray(person, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8))
     masks = draw_masks(lm, person.astype(np.float32) / 255.0, size)
     background = fill_background(crop, masks["person"])

@@ -93,8 +93,7 @@ def build_mouth(rig) -> MouthModel:
         upper, lower = _reference_layers(rig, skin, centre, width, F, pal)
     # a crop enlarged from a small photo is soft; what is drawn into it is made as soft (a photo's
     # own mouth already is)
-    box = getattr(rig, "crop_box", None)
-    soft = float(np.clip(rig.size / box[2], 1.0, 3.0)) if box is not None and box[2] > 0 and not own else 1.0
+    soft = 1.0 if own else float(np.clip(rig.size / max(rig.crop_box[2], 1e-6), 1.0, 3.0))
     if soft > 1.05:
         s = 0.6 * float(np.sqrt(soft * soft - 1.0))
         for layer in (upper, lower):
