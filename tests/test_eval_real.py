@@ -24,6 +24,7 @@ from facecast.evaluation.real import (
     head_std,
     median_report,
     opening_speed,
+    voiced_frames,
 )
 from facecast.face.rig import build_rig
 from facecast.motion.controls import Controls
@@ -59,6 +60,28 @@ def test_identical_tracks_agree_and_a_delay_reads_as_a_positive_lag():
     rep = compare_tracks(_tracks(gap), _tracks(late))
     assert rep.best_lag_ms == pytest.approx(120.0, abs=10) and rep.corr_best > 0.95
     assert compare_tracks(_tracks(late), _tracks(gap)).best_lag_ms == pytest.approx(-120.0, abs=10)
+
+
+def test_closed_while_voiced_counts_only_voiced_frames():
+    T = 100
+    voiced = np.arange(T) % 2 == 0                               # every other frame voiced
+    real = np.where(np.arange(T) % 4 == 0, 0.0, 0.2)             # closed on half the voiced frames
+    fake = np.where(voiced, 0.0, 0.2)                            # closed on every voiced frame
+    rep = compare_tracks(_tracks(real), _tracks(fake), voiced=voiced)
+    assert rep.closed_voiced_real == pytest.approx(0.5) and rep.closed_voiced_facecast == pytest.approx(1.0)
+    assert rep.closed_real == pytest.approx(0.25) and rep.closed_facecast == pytest.approx(0.5)
+    assert math.isnan(compare_tracks(_tracks(real), _tracks(fake)).closed_voiced_real)
+
+
+def test_voiced_frames_follow_the_voice(tts_speech):
+    """eSpeak speech, 1 s of silence, the speech again: voiced frames only where the voice is."""
+    x, _ = tts_speech
+    audio = np.concatenate([x, np.zeros(16000, np.float32), x])
+    n = int(len(audio) / 16000 * FPS)
+    v = voiced_frames(audio, FPS, n + 10)
+    silence = slice(int((len(x) / 16000 + 0.3) * FPS), int((len(x) / 16000 + 1.0) * FPS))
+    assert not v[silence].any() and not v[n + 1:].any()
+    assert 0.3 < v[:int(len(x) / 16000 * FPS)].mean() < 0.9
 
 
 def test_closed_share_speed_head_and_blinks():
@@ -120,6 +143,9 @@ def test_own_render_is_reproduced(own_clip, tracker):
     assert 0.8 <= rep.opening_speed_ratio <= 1.25
     assert 0.75 <= rep.head_std_ratio <= 1.33 and 0.75 <= rep.head_motion_ratio <= 1.33
     assert rep.closed_real > 0.1 and 0.8 <= rep.closed_ratio <= 1.25
+    assert 0.05 < rep.closed_voiced_real < 0.95, rep.closed_voiced_real     # measured from the clip's audio
+    assert abs(rep.closed_voiced_facecast - rep.closed_voiced_real) <= 0.1, \
+        (rep.closed_voiced_real, rep.closed_voiced_facecast)
     assert rep.mouth_shape < rep.mouth_shape_still
     assert set(rep.interior) == set(INTERIOR_MEASURES)
     # issue 12: the default head motion reads clearly above a --motion-scale 0 render's

@@ -28,8 +28,10 @@ Per frame (all (T,) float32):
 - closure     0..1, a stop closure or gap: energy fell sharply from speech level to far below
               it and has not come back; fades after `CLOSURE_HOLD_S`. Being causal it cannot
               tell a closure from the start of a pause or the end of the utterance, so the
-              first ~0.3 s of every silence after speech reads as closure (lips together).
+              first ~0.3 s of every silence after speech reads as closure. It does not say
+              where the closure is (lips or tongue), so the mouth does not seal the lips on it.
 - burst       0..1, abrupt broadband rise right after a closure (a plosive release).
+  (closure and burst are reported for analysis; the motion generator does not use them.)
 - aperture    0..1, how open the mouth sounds: the level of the 2.5-4 kHz band
               (`APERTURE_BAND_HZ`) against that band's own running level, followed like the
               speech level on confidently voiced frames (`APERTURE_RANGE_DB` below it -> 0, at it

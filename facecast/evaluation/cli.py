@@ -259,6 +259,8 @@ _REAL_COLUMNS = [
     ("lag ms", 6, lambda r: _num(r.best_lag_ms, "+.0f"), ("best_lag_ms",)),
     ("closed real/fc", 14, lambda r: f"{_num(r.closed_real * 100, '.0f')}%/{_num(r.closed_facecast * 100, '.0f')}%",
      ("closed_ratio",)),
+    ("voiced closed", 13,
+     lambda r: f"{_num(r.closed_voiced_real * 100, '.0f')}%/{_num(r.closed_voiced_facecast * 100, '.0f')}%", ()),
     ("speed x", 7, lambda r: _num(r.opening_speed_ratio, ".2f"), ("opening_speed_ratio",)),
     ("head std deg", 13, lambda r: f"{_num(r.head_std_real, '.2f')}/{_num(r.head_std_facecast, '.2f')}", ()),
     ("x", 5, lambda r: _num(r.head_std_ratio, ".2f"), ("head_std_ratio",)),
@@ -293,7 +295,7 @@ def format_real_table(reports, median) -> str:
     rule = "-" * len(head)
     tgt = {n: target_text(n) for n in ("corr_best", "best_lag_ms", "opening_speed_ratio", "head_std_ratio",
                                        "head_motion_ratio", "still_ratio", "blink_rate_facecast")}
-    targets = line(["target", "", "", tgt["corr_best"], "+-40", "fc >= 0.6x", tgt["opening_speed_ratio"], "",
+    targets = line(["target", "", "", tgt["corr_best"], "+-40", "fc >= 0.6x", "", tgt["opening_speed_ratio"], "",
                     tgt["head_std_ratio"], "", tgt["head_motion_ratio"], tgt["still_ratio"],
                     "fc " + tgt["blink_rate_facecast"], "", ""], blank)
     return "\n".join([head, rule] + [row(r) for r in reports] + [rule, row(median), targets])

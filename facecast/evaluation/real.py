@@ -23,6 +23,11 @@ counted in `frames_lost_*`):
   the rendered mouth moves *after* the real mouth (facecast lags), < 0 that it moves before it.
 - Lips closed: the share of frames with g < `CLOSED_GAP` (0.04 IOD), per video; `closed_ratio`
   = facecast / real (NaN when the real lips never close).
+- Lips closed while voiced: the same share over the frames whose audio is voiced (the clip's own
+  speech track, `acoustics.analyze` voicing above `VOICED_MIN` at the frame's time):
+  `closed_voiced_real`, `closed_voiced_facecast`. Real speakers' lips part on most voiced frames;
+  a mouth that seals through murmurs and valleys reads far above the real share. Reported, not
+  checked.
 - Opening speed: the mean of |g_{i+1} - g_i| x fps (IODs per second), per video; the ratio says
   how much faster (> 1, "flappy") or slower the rendered mouth moves.
 - Head pose std: the pose track is first low-passed exactly as `metrics.head_delta` does (a
@@ -64,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.io import load_audio
 from ..errors import FacecastError
 from ..face import topology as topo
 from ..face.headpose import relative_pose, rigid_align
@@ -199,6 +205,8 @@ class RealClipReport(CheckedReport):
     closed_real: float = math.nan
     closed_facecast: float = math.nan
     closed_ratio: float = math.nan
+    closed_voiced_real: float = math.nan
+    closed_voiced_facecast: float = math.nan
     opening_speed_real: float = math.nan
     opening_speed_facecast: float = math.nan
     opening_speed_ratio: float = math.nan
@@ -254,8 +262,10 @@ def opening_speed(gap: np.ndarray, fps: float) -> float:
 
 
 def compare_tracks(real: FaceTracks, fake: FaceTracks, still: FaceTracks | None = None,
-                   name: str = "") -> RealClipReport:
-    """Score rendered tracks against real ones (both at real.fps; cut to the shorter)."""
+                   name: str = "", voiced: np.ndarray | None = None) -> RealClipReport:
+    """Score rendered tracks against real ones (both at real.fps; cut to the shorter). voiced:
+    (T,) bool, the frames whose audio is voiced (`voiced_frames`), for the closed-while-voiced
+    shares; None: not measured."""
     fps = real.fps
     T = min(len(real), len(fake))
     if T < 3:
@@ -269,6 +279,12 @@ def compare_tracks(real: FaceTracks, fake: FaceTracks, still: FaceTracks | None 
     rep.closed_real = float(np.mean(rg < CLOSED_GAP))
     rep.closed_facecast = float(np.mean(fg < CLOSED_GAP))
     rep.closed_ratio = _ratio(rep.closed_facecast, rep.closed_real)
+    if voiced is not None:
+        v = np.zeros(T, bool)
+        v[:min(T, len(voiced))] = np.asarray(voiced, bool)[:T]
+        if v.any():
+            rep.closed_voiced_real = float(np.mean(rg[v] < CLOSED_GAP))
+            rep.closed_voiced_facecast = float(np.mean(fg[v] < CLOSED_GAP))
     rep.opening_speed_real, rep.opening_speed_facecast = opening_speed(rg, fps), opening_speed(fg, fps)
     rep.opening_speed_ratio = _ratio(rep.opening_speed_facecast, rep.opening_speed_real)
     rep.head_std_real, rep.head_std_facecast = head_std(real.pose[:T], fps), head_std(fake.pose[:T], fps)
@@ -317,6 +333,18 @@ def median_report(reports: list[RealClipReport], name: str = "median") -> RealCl
         for k, v in r.seconds.items():
             secs[k] = secs.get(k, 0.0) + v
     out.seconds = secs
+    return out
+
+
+def voiced_frames(audio: np.ndarray, fps: float, n: int) -> np.ndarray:
+    """(n,) bool: whether 16 kHz mono `audio` is voiced (`acoustics` voicing above `VOICED_MIN`)
+    at each frame's time i / fps (False past the audio's end)."""
+    from ..audio.acoustics import HOP_S, VOICED_MIN, analyze
+    f = analyze(audio)
+    idx = np.floor(np.arange(n) / fps / HOP_S).astype(int)
+    out = np.zeros(n, bool)
+    ok = idx < len(f)
+    out[ok] = f.voicing[idx[ok]] > VOICED_MIN
     return out
 
 
@@ -411,6 +439,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
     finally:
         if own:
             tracker.close()
-    rep = compare_tracks(real, rendered[""], rendered.get("_still"), name=p.stem)
+    voiced = voiced_frames(load_audio(p), fps, len(real))
+    rep = compare_tracks(real, rendered[""], rendered.get("_still"), name=p.stem, voiced=voiced)
     rep.seconds = secs
     return rep

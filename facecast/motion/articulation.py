@@ -11,13 +11,13 @@ through most consonants.
 
 The lips seal, over whatever the jaw does, on loudness valleys (the closure of /p/ or /b/
 between louder sounds), nasal murmurs and silence before speech. A seal comes at once and lets
-go slowly (`TAU_LIPS_RELEASE_S`) unless a vowel starts: between two syllables that are not open
-vowels the lips stay nearly shut, as real speakers' do, instead of flapping on every cue. The
-analyzer's stop-closure cue does not seal the lips: acoustics cannot tell p/b from t/d/k/g, the
-latter are most stops, and their lips stay apart (sealing on every closure made re-tracked mouths
-open 1.5x as often as real ones and lowered the correlation with them). Lips round with rounded
-vowels and spread with front vowels; sibilants bring the teeth together; weak flat fricatives
-(f, v) tuck the lower lip under the upper teeth.
+go slowly (`TAU_LIPS_RELEASE_S`) unless a vowel starts, so a flickering cue does not flap the
+lips (with a 60 ms release, re-tracked mouths moved about 1.5x as fast as real ones; with 350 ms,
+1.25x). The analyzer's stop-closure cue does not seal the lips: acoustics cannot tell p/b from
+t/d/k/g, most stops are the latter, and their lips stay apart; without it the correlation with
+real mouths rose slightly and the eSpeak bilabials still close (their valleys seal). Lips round
+with rounded vowels and spread with front vowels; sibilants bring the teeth together; weak flat
+fricatives (f, v) tuck the lower lip under the upper teeth.
 
 Singing: a voice whose loud voicing keeps running in long unbroken notes is taken for singing
 (`singing`, 0..1, followed over the last `SINGING_TAU_S`); its notes then hold the jaw open

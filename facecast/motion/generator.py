@@ -42,8 +42,10 @@ DEFAULT_LOOKAHEAD_S = 0.12
 #: about this lead (`facecast eval real`, best lag). A generator whose look-ahead is too short for
 #: it (the live mode's) uses what the look-ahead allows: `default_lip_lead`.
 DEFAULT_LIP_LEAD_S = 0.04
+#: the acoustic features the motion reads (the analyzer's stop closure and burst are not among them:
+#: they cannot tell the lips from the tongue, see `articulation`)
 FEATURES = ("loudness", "voicing", "pitch_hz", "openness", "frontness", "rounding", "nasal", "fricative",
-            "closure", "burst", "aperture", "speech")
+            "aperture", "speech")
 
 
 def default_lip_lead(lookahead_s: float, fps: float) -> float:
