@@ -69,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.acoustics import HOP_S, VOICED_MIN, analyze
 from ..audio.io import load_audio
 from ..errors import FacecastError
 from ..face import topology as topo
@@ -339,7 +340,6 @@ def median_report(reports: list[RealClipReport], name: str = "median") -> RealCl
 def voiced_frames(audio: np.ndarray, fps: float, n: int) -> np.ndarray:
     """(n,) bool: whether 16 kHz mono `audio` is voiced (`acoustics` voicing above `VOICED_MIN`)
     at each frame's time i / fps (False past the audio's end)."""
-    from ..audio.acoustics import HOP_S, VOICED_MIN, analyze
     f = analyze(audio)
     idx = np.floor(np.arange(n) / fps / HOP_S).astype(int)
     out = np.zeros(n, bool)
