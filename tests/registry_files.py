@@ -50,6 +50,7 @@ FILES = {
     "obama.jpg": (FACE_RECOGNITION, "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
     "obama2.jpg": (FACE_RECOGNITION, "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
     "vocadito_10.wav": (BASIC_PITCH, "0978bde1c130ae26a9cfcd90012f12fdaf9877bbe45cf21c5237ba7ac9b8703b"),
+    "vocadito_14.wav": (BASIC_PITCH, "a41e814df6ee5840f0beaea5da2ab3ad6b38be62b169da08962a722bcc06cdd1"),
 }
 
 
