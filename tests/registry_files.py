@@ -99,3 +99,12 @@ def registry_file(name: str) -> Path:
                 part.write_bytes(data)
                 part.replace(cache_dir() / n)
     return out
+
+
+def registry_file_or_skip(name: str) -> Path:
+    """`registry_file(name)`, or skip the calling test, saying why, when it cannot be had."""
+    import pytest
+    try:
+        return registry_file(name)
+    except FileUnavailable as e:
+        pytest.skip(f"{name} not available: {e}")

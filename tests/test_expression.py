@@ -16,7 +16,7 @@ from facecast.face.rig import build_rig
 from facecast.motion.types import BLENDSHAPE_INDEX, MotionFrame, MotionSequence
 from facecast.rendering.renderer import Renderer
 
-from registry_files import FileUnavailable, registry_file
+from registry_files import registry_file_or_skip
 
 #: the issue's bounds, in inter-ocular (eye-corner) distances
 CLOSED_GAP = 0.03
@@ -26,10 +26,7 @@ BILABIAL = {"jawOpen": 0.08, "mouthClose": 0.08, "mouthPressLeft": 0.35, "mouthP
 
 
 def _photo(name):
-    try:
-        return str(registry_file(name))
-    except FileUnavailable as e:
-        pytest.skip(f"test photo not available: {e}")
+    return str(registry_file_or_skip(name))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ whose passages of short notes read as speech (18 %) until the singing estimate w
 fall."""
 import numpy as np
 import pytest
-from registry_files import FileUnavailable, registry_file
+from registry_files import registry_file_or_skip
 
 from facecast.audio.acoustics import HOP_S, analyze
 from facecast.audio.io import load_audio
@@ -23,10 +23,7 @@ CLOSED_GAP = 0.04    # lips closed, as in `facecast eval real`
 
 
 def _song(name):
-    try:
-        return load_audio(registry_file(name))
-    except FileUnavailable as e:
-        pytest.skip(f"sung recording not available: {e}")
+    return load_audio(registry_file_or_skip(name))
 
 
 @pytest.fixture(scope="module")

@@ -413,6 +413,13 @@ class AcousticAnalyzer:
                                       SILENCE_DB),
         }
 
+    def _follow_level(self, level: float | None, x: float) -> float:
+        """A running level (dB) after frame value x: fast up (`LEVEL_ATTACK_S`), slow down
+        (`LEVEL_RELEASE_S`); the first value starts it."""
+        if level is None:
+            return x
+        return level + (self._a_up if x > level else self._a_down) * (x - level)
+
     def _formants(self, lpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """F1, F2 (Hz; NaN when not found) from LPC polynomials (T, order + 1) via envelope peaks."""
         A = scipy.fft.rfft(lpc, ENV_NFFT, axis=1)[:, : self._env_bins]
@@ -469,12 +476,15 @@ class AcousticAnalyzer:
         voicing = vraw * gate * (1.0 - _ramp(share_hf, *NOISE_SHARE))
         voiced = voicing > VOICED_MIN
 
-        # active speech level (confidently voiced, well above noise)
-        level = self._level
+        # active speech level, and the aperture band's own level, followed on the same frames
+        # (confidently voiced, well above noise)
+        band_db = c["aperture_db"][i]
         if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
-            level = e if level is None else level + (self._a_up if e > level else self._a_down) * (e - level)
-            self._level = level
+            self._level = self._follow_level(self._level, e)
+            self._aperture_level = self._follow_level(self._aperture_level, band_db)
+        level = self._level
         ref = level if level is not None else max(noise, ABS_MIN_SPEECH_DB) + LEVEL_DEFAULT_SNR_DB
+        band_ref = self._aperture_level if self._aperture_level is not None else ref - APERTURE_DEFAULT_DB
 
         # voice activity with hangover
         thr = max(noise + VAD_SNR_DB, ref - VAD_BELOW_LEVEL_DB, ABS_MIN_SPEECH_DB)
@@ -485,14 +495,6 @@ class AcousticAnalyzer:
         since = t - self._last_active
         hang = 1.0 if since <= self._hang else _clip01(1.0 - (since - self._hang) / self._hang_fade)
         speech = s_raw if s_raw > hang else hang
-
-        # the aperture band's own level, followed like the speech level on the same frames
-        band_db = c["aperture_db"][i]
-        if voicing > LEVEL_MIN_VOICING and e > noise + LEVEL_MIN_SNR_DB and e > ABS_MIN_SPEECH_DB:
-            bl = self._aperture_level
-            gain = self._a_up if bl is None or band_db > bl else self._a_down
-            self._aperture_level = band_db if bl is None else bl + gain * (band_db - bl)
-        band_ref = self._aperture_level if self._aperture_level is not None else ref - APERTURE_DEFAULT_DB
 
         f0 = c["f0"][i] if voiced else 0.0
         loud = _ramp(e, ref - LOUD_RANGE_DB, ref) * gate

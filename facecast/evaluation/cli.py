@@ -192,12 +192,12 @@ def cmd_eval(args) -> int:
     if image is None:
         import matplotlib.cbook
         image = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    from .real import evaluation_mark
     save_dir = _save_dir(args.save_video)
     clips = _clips_from_args(args)
     t_start = time.perf_counter()
     reports = []
     with FaceTracker(max_faces=1) as tracker:
-        from .real import evaluation_mark
         animator = Animator(image, size=args.size, face=getattr(args, "face", 0))
         animator.mark = evaluation_mark(animator)
         rig = animator.rig
