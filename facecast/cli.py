@@ -478,8 +478,8 @@ def cmd_capture(args) -> int:
 
 def cmd_drive(args) -> int:
     from .audio.io import load_audio_info
-    from .capture.core import video_info
     from .capture.retarget import Retargeter
+    from .footage import video_info
     from .pipeline import Animator
     from .video import check_output_path
     out = check_output_path(args.output, [args.image, args.video, args.audio])

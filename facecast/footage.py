@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -82,3 +83,37 @@ def iter_frames(path: str | os.PathLike, max_side: int | None = None,
         except av.FFmpegError as e:
             raise FacecastError(f"{p} could not be decoded (FFmpeg: {_reason(e)}); the file is damaged: "
                                 "convert it again") from e
+
+
+@dataclass
+class VideoInfo:
+    """A video file: path, frame rate, frame count (estimated from the container when it
+    does not say), width, height, duration in seconds and whether it has an audio track."""
+
+    path: Path
+    fps: float
+    frames: int
+    width: int
+    height: int
+    duration_s: float
+    has_audio: bool
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Check that `path` is a video PyAV can read with a usable frame rate; FacecastError if not."""
+    p = check_input_file(path, "video")
+    with open_video(p) as c:
+        s = video_stream(c, p)
+        fps = frame_rate(s, p)
+        if s.duration is not None and s.time_base is not None:
+            dur = float(s.duration * s.time_base)
+        elif c.duration is not None:
+            dur = c.duration / av.time_base
+        else:
+            dur = 0.0
+        if c.format.name == "image2" or c.format.name.endswith("_pipe"):
+            raise FacecastError(f"{p} is a still image, not a video; this needs footage of a face "
+                                "(to animate a photo, use render or animate)")
+        frames = int(s.frames) if s.frames else round(dur * fps)
+        return VideoInfo(p, fps, max(frames, 1), s.codec_context.width, s.codec_context.height,
+                         frames / fps if frames else dur, bool(c.streams.audio))

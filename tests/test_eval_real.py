@@ -18,6 +18,7 @@ from facecast.evaluation.cli import add_eval_parser, cmd_eval
 from facecast.evaluation.real import (
     CLOSED_GAP,
     INTERIOR_MEASURES,
+    MIN_CLIP_S,
     FaceTracks,
     compare_tracks,
     evaluate_real_clip,
@@ -178,6 +179,23 @@ def test_shifted_and_livelier_clips_show_it(tmp_path, own_clip, hopper256, speec
     assert rep.head_std_ratio < 0.8 and rep.head_motion_ratio < 0.8
     assert rep.head_motion_still < rep.head_motion_facecast and rep.still_ratio > 1.0
     assert not rep.passed
+
+
+def test_short_or_silent_clips_are_refused_before_anything_is_rendered(own_clip, hopper256, speech, tmp_path):
+    """A clip under MIN_CLIP_S (a 3-frame clip once gave a 'correlation' of -0.95 and a blink rate),
+    or one without a sound track, gets one error naming it; the clips before it are not rendered
+    and --save-video's folder stays as it was."""
+    short = tmp_path / "short.mp4"
+    hopper256.render(speech[: int(16000 * (MIN_CLIP_S - 0.5))], short, fps=FPS)
+    mute = tmp_path / "mute.mp4"
+    hopper256.animate(generate_motion(speech, 16000, FPS), mute)
+    saved = tmp_path / "renders"
+    for bad, why in ((short, "short.mp4 is too short to compare: 1.5"), (mute, "mute.mp4 has no audio track")):
+        with pytest.raises(FacecastError, match=why):
+            cmd_eval(_parse(["eval", "real", str(own_clip), str(bad), "--save-video", str(saved)]))
+        assert not saved.exists()
+    with pytest.raises(FacecastError, match="too short"):
+        compare_tracks(_tracks(np.zeros(int(MIN_CLIP_S * FPS) - 1)), _tracks(np.zeros(100)))
 
 
 def _parse(argv):

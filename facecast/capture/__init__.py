@@ -9,7 +9,8 @@ portrait. Imports go one way: capture -> face, motion, audio; nothing below impo
   frames without a face; smooth (`Capture`, `capture`, `events`).
 - `capture.retarget`: captured frames -> motion for another portrait (`--relative`, `--absolute`).
 """
-from .core import Capture, CaptureReport, VideoInfo, capture, events, video_info
+from ..footage import VideoInfo, video_info
+from .core import Capture, CaptureReport, capture, events
 from .retarget import Retargeter
 
 __all__ = ["Capture", "CaptureReport", "Retargeter", "VideoInfo", "capture", "events", "video_info"]

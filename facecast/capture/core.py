@@ -32,9 +32,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import av
 import numpy as np
 
 from ..errors import FacecastError
@@ -51,8 +49,7 @@ from ..face.headpose import (
     rigid_align,
 )
 from ..face.tracking import FaceTracker
-from ..footage import frame_rate, iter_frames, open_video, video_stream
-from ..inputs import check_input_file
+from ..footage import iter_frames, video_info
 from ..motion.controls import range_message
 from ..motion.types import (
     BLENDSHAPE_INDEX,
@@ -86,20 +83,6 @@ _POSE = np.r_[0:6, 58:60]
 
 
 @dataclass
-class VideoInfo:
-    """The driver video: path, frame rate, frame count (estimated from the container when it
-    does not say), width, height, duration in seconds and whether it has an audio track."""
-
-    path: Path
-    fps: float
-    frames: int
-    width: int
-    height: int
-    duration_s: float
-    has_audio: bool
-
-
-@dataclass
 class CaptureReport:
     """How a capture went: frames read, frames with a face, the gaps filled (start s, length s),
     faces in the reference frame, which face was followed, wall time."""
@@ -130,26 +113,6 @@ class CaptureReport:
             more = f" and {len(self.gaps) - 5} more" if len(self.gaps) > 5 else ""
             out.append(f"no face in {self.interpolated} of {self.frames} frames, interpolated: at {spans}{more}")
         return out
-
-
-def video_info(path: str | os.PathLike) -> VideoInfo:
-    """Check that `path` is a video PyAV can read with a usable frame rate; FacecastError if not."""
-    p = check_input_file(path, "video")
-    with open_video(p) as c:
-        s = video_stream(c, p)
-        fps = frame_rate(s, p)
-        if s.duration is not None and s.time_base is not None:
-            dur = float(s.duration * s.time_base)
-        elif c.duration is not None:
-            dur = c.duration / av.time_base
-        else:
-            dur = 0.0
-        if c.format.name == "image2" or c.format.name.endswith("_pipe"):
-            raise FacecastError(f"{p} is a still image, not a video; capture and drive need footage of a face "
-                                "(to animate a photo, use render or animate)")
-        frames = int(s.frames) if s.frames else round(dur * fps)
-        return VideoInfo(p, fps, max(frames, 1), s.codec_context.width, s.codec_context.height,
-                         frames / fps if frames else dur, bool(c.streams.audio))
 
 
 class _Reference:

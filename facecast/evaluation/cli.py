@@ -306,8 +306,10 @@ def cmd_eval_real(args) -> int:
     missed by the median over the clips. User errors raise FacecastError (exit code 2)."""
     from ..motion.controls import Controls
     from .real import TARGETS as REAL_TARGETS
-    from .real import evaluate_real_clip, median_report
+    from .real import check_real_clip, evaluate_real_clip, median_report
     from .real import target_text as real_target_text
+    for video in args.videos:    # every clip is checked before any is rendered
+        check_real_clip(video)
     save_dir = _save_dir(args.save_video)
     controls = Controls(seed=args.seed)
     t_start = time.perf_counter()

@@ -75,8 +75,7 @@ from ..errors import FacecastError
 from ..face import topology as topo
 from ..face.headpose import relative_pose, rigid_align
 from ..face.tracking import FaceTracker
-from ..footage import iter_frames, video_rate
-from ..inputs import check_input_file
+from ..footage import VideoInfo, iter_frames, video_info
 from .metrics import (
     HEAD_SMOOTH_S,
     CheckedReport,
@@ -93,6 +92,9 @@ CLOSED_GAP = 0.04            # lips closed: inner-lip gap below this many IODs (
 OPEN_GAP = 0.1               # mouth open (for the interior measures): gap at least this many IODs
                              # (real speakers pass 0.15 in only a few frames a clip)
 LAG_SEARCH_S = 0.2           # best-lag search range +-
+MIN_CLIP_S = 2.0             # shortest clip compared: a correlation over a lag search of
+                             # +-LAG_SEARCH_S, an opening speed and a blink rate need seconds of
+                             # talking (the GRID corpus' 3 s sentences are the shortest real clips)
 MOUTH_POINTS = np.array(topo.LIPS_OUTER + topo.LIPS_INNER)
 #: Measures of the mouth interior (issue 10), reserved here: open-mouth frames, facecast / real.
 INTERIOR_MEASURES = ("interior_lightness", "teeth_share", "edge_contrast", "lower_lip_thickness")
@@ -262,6 +264,13 @@ def opening_speed(gap: np.ndarray, fps: float) -> float:
     return float(np.mean(np.abs(np.diff(g))) * fps) if len(g) > 1 else math.nan
 
 
+def _check_length(frames: int, fps: float, name: str) -> None:
+    """FacecastError unless `frames` at `fps` last at least `MIN_CLIP_S`."""
+    if frames < MIN_CLIP_S * fps:
+        raise FacecastError(f"{name or 'the clip'} is too short to compare: {frames / fps:.2f} s; "
+                            f"it needs at least {MIN_CLIP_S:g} s of talking")
+
+
 def compare_tracks(real: FaceTracks, fake: FaceTracks, still: FaceTracks | None = None,
                    name: str = "", voiced: np.ndarray | None = None) -> RealClipReport:
     """Score rendered tracks against real ones (both at real.fps; cut to the shorter). voiced:
@@ -269,8 +278,7 @@ def compare_tracks(real: FaceTracks, fake: FaceTracks, still: FaceTracks | None 
     shares; None: not measured."""
     fps = real.fps
     T = min(len(real), len(fake))
-    if T < 3:
-        raise FacecastError("the clip is too short to compare: it needs at least 3 frames")
+    _check_length(T, fps, name)
     rg, fg = real.gap[:T], fake.gap[:T]
     rep = RealClipReport(name=name, fps=fps, frames=T, duration_s=T / fps,
                          frames_lost_real=real.lost, frames_lost_facecast=fake.lost)
@@ -384,6 +392,18 @@ def track_landmarks(frames, tracker: FaceTracker, probe: InteriorProbe | None = 
     return out, interior, first
 
 
+def check_real_clip(path: str | os.PathLike) -> VideoInfo:
+    """`path`'s `VideoInfo`, or FacecastError unless it is a readable video with an audio track,
+    a usable frame rate and at least `MIN_CLIP_S` long (as the container says; the frames decoded
+    are counted again before rendering)."""
+    info = video_info(path)
+    if not info.has_audio:
+        raise FacecastError(f"{info.path} has no audio track; the evaluation renders the clip's first frame "
+                            "with the clip's own speech")
+    _check_length(info.frames, info.fps, info.path.name)
+    return info
+
+
 def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTracker | None = None,
                        controls=None, still_baseline: bool = False, probe: InteriorProbe | None | bool = None,
                        save_dir: str | os.PathLike | None = None,
@@ -400,8 +420,8 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
         probe = interior_probe
     elif probe is False:
         probe = None
-    p = check_input_file(path, "video")
-    fps = video_rate(p)  # within FPS_RANGE, or FacecastError
+    info = check_real_clip(path)
+    p, fps = info.path, info.fps
     own = tracker is None
     if own:
         tracker = FaceTracker(max_faces=1)
@@ -415,6 +435,7 @@ def evaluate_real_clip(path: str | os.PathLike, size: int = 512, tracker: FaceTr
         ref = real_lm[0]
         if ref is None:
             raise FacecastError(f"no face in the first frame of {p}; the first frame is the portrait")
+        _check_length(len(real_lm), fps, p.name)     # before anything is rendered
         real = face_tracks(real_lm, ref, fps, real_int)
         animator = Animator(first, size=size)
         for n in animator.rig.notices:
