@@ -99,6 +99,38 @@ def test_a_closed_target_closes_the_lips(renderers, teeth_rigs, tracker, name, t
     assert shown <= 0.005 * area, f"{name}: {shown} of the opening's {area} pixels still show"
 
 
+def lip_sources(renderer, rig, motion):
+    """For the upper and the lower lip of the frame (inside its deformed contours, less a pixel):
+    the share of pixels drawn from the photo's lips (its lip mask), and the median vertical
+    stretch (frame rows per photo row; < 0: the lip is read upside down)."""
+    geo, smap, _band = renderer.warp(motion)
+    lm = geo.landmarks[:, :2]
+    lips = rig.masks["lips"] > 128
+    out = []
+    for outer, inner in ((topo.LIPS_OUTER_UPPER, topo.LIPS_INNER_UPPER), (topo.LIPS_OUTER_LOWER, topo.LIPS_INNER_LOWER)):
+        mask = np.zeros(smap.shape[:2], np.uint8)
+        poly = np.concatenate([lm[outer], lm[inner][::-1]])
+        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        inside = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+        xy = np.round(smap[inside]).astype(int).clip(0, rig.size - 1)
+        rows = np.gradient(smap[..., 1], axis=0)[inside]
+        out.append((float(lips[xy[:, 1], xy[:, 0]].mean()), float(1.0 / np.median(rows))))
+    return out
+
+
+@pytest.mark.parametrize("name", ["astronaut", "obama", "obama2"])
+@pytest.mark.parametrize("target", [{}, BILABIAL], ids=["rest", "bilabial"])
+def test_closed_lips_are_drawn_from_the_photos_lips(renderers, teeth_rigs, name, target):
+    """Lips closed over an opening are the photo's own lips, the right way up and not stretched
+    much: the wet inner side left out of them is at most 30% of each lip's thickness. Reading it
+    10 px deep drew a thin upper lip from the skin above it, upside down (obama: 81% lip pixels,
+    stretch -33; the astronaut 87%, 2.8) and stretched an open mouth's lower lip 3x (obama2)."""
+    for lip, (share, stretch) in zip(("upper", "lower"), lip_sources(renderers[name], teeth_rigs[name],
+                                                                      MotionFrame(blendshapes=target))):
+        assert share >= 0.95, f"{name} {lip} lip: {share:.2f} of its pixels from the photo's lips"
+        assert 0.0 < stretch < 2.8, f"{name} {lip} lip: stretched {stretch:.2f}x"
+
+
 def test_the_photo_expression_still_reproduces_the_photo(renderers, teeth_rigs):
     for k, r in renderers.items():
         rig = teeth_rigs[k]

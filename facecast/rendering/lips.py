@@ -30,6 +30,11 @@ from ..face import topology as topo
 MARGIN = 0.06          # x face scale: the band reaches this far above and below the lips
 EDGE_INSET = 0.06      # x face scale: at most this far into the lip the photo's inner edge is read
 INSET_OF_GAP = 0.3     # x the photo's opening there: an open mouth shows the lips' wet inner side, closed lips hide it
+INSET_OF_LIP = 0.3     # ... and at most this share of the lip's own thickness in the photo: a thin upper lip
+                       # read 10 px in from its opening is skin (a pale lip), a lower lip read from its
+                       # outer third is stretched 2-3x (vertical streaks)
+MAX_EDGE_OF_LIP = 0.6  # x the lip's thickness: however far the lip tissue seems to start, at least the
+                       # rest of the lip is read
 EDGE_SEARCH = 0.1      # x face scale: how far beyond the inner contour the lip's edge is searched
 CORNER_OPENING = (0.3, 0.7)  # x the opening next to them: how open the photo's mouth corners are read
 SEAM_WIDTH = 0.011     # x face scale: the seam's half-width (Gaussian sigma)
@@ -205,10 +210,14 @@ class BandMap:
             S[k + 1, :, 1] = np.interp(self.T[k], t, src[c, 1])
         # read the inner edges a little inside the lips (never the opening's rim), where the photo
         # has an opening
+        thick_up = np.abs((S[2] - S[1]) @ band.down)
+        thick_lo = np.abs((S[4] - S[3]) @ band.down)
         inset = np.minimum(self.inset, INSET_OF_GAP * gap)
         t_inner = np.arange(len(INNER_UPPER), dtype=np.float64)
-        up = np.maximum(inset, np.interp(self.T[1], t_inner, band.edge[0]))
-        lo = np.maximum(inset, np.interp(self.T[2], t_inner, band.edge[1]))
+        up = np.maximum(np.minimum(inset, INSET_OF_LIP * thick_up), np.interp(self.T[1], t_inner, band.edge[0]))
+        lo = np.maximum(np.minimum(inset, INSET_OF_LIP * thick_lo), np.interp(self.T[2], t_inner, band.edge[1]))
+        up = np.minimum(up, MAX_EDGE_OF_LIP * thick_up)
+        lo = np.minimum(lo, MAX_EDGE_OF_LIP * thick_lo)
         S[2] -= band.down * up[:, None]
         S[3] += band.down * lo[:, None]
         # the outer knots: where the smooth warp sends the points a margin above and below
