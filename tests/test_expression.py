@@ -131,6 +131,21 @@ def test_closed_lips_are_drawn_from_the_photos_lips(renderers, teeth_rigs, name,
         assert 0.0 < stretch < 2.8, f"{name} {lip} lip: stretched {stretch:.2f}x"
 
 
+@pytest.mark.parametrize("name", ["astronaut", "obama", "obama2"])
+def test_the_teeth_split_is_one_smooth_curve(teeth_rigs, name):
+    """The photo's own mouth is split between the rows of teeth along one curve: the upper (skull)
+    layer's lower edge steps at most 2 px from column to column. It stepped 7-8 px where a column
+    found another dark row (a gap between teeth), drawing a jagged black edge under the upper
+    teeth as the jaw closed (its smoothing ran across a 1-px-high image, not along it)."""
+    from facecast.rendering.mouth import build_mouth
+    mouth = build_mouth(teeth_rigs[name])
+    assert mouth.own_teeth
+    alpha = mouth.upper.alpha
+    cols = np.flatnonzero(alpha.max(0) > 0.99)
+    edge = np.array([np.flatnonzero(alpha[:, x] > 0.5).max() for x in cols])
+    assert len(cols) > 50 and np.abs(np.diff(edge)).max() <= 2, np.abs(np.diff(edge)).max()
+
+
 def test_the_photo_expression_still_reproduces_the_photo(renderers, teeth_rigs):
     for k, r in renderers.items():
         rig = teeth_rigs[k]

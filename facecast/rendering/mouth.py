@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import scipy.ndimage
 
 from ..face import topology as topo
 
@@ -148,12 +149,15 @@ def _teeth_split(patch: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
     """Per column of the photo's open mouth, the row between the upper and lower teeth (w,).
 
     The darkest row in the lower two thirds of the opening (the gap between the rows of teeth,
-    or the dark mouth behind them); where it is not clearly darker than the teeth above, only
-    upper teeth show and the split is the lower lip itself.
+    or the dark mouth behind them), where it is clearly darker than the teeth above; columns
+    without such a row take the split of the columns beside them (it is one curve across the
+    mouth: a column that fell back to the lower lip drew a spike of upper layer down to it). Where
+    no column has one, only upper teeth show and the split is the lower lip itself.
     """
     lum = cv2.GaussianBlur(patch.mean(2), (5, 5), 0)
     h, w = lum.shape
     split = lo.copy()
+    found = np.zeros(w, bool)
     for x in range(w):
         a, b = int(np.ceil(up[x])), int(np.floor(lo[x]))
         if b - a < 3:
@@ -164,8 +168,14 @@ def _teeth_split(patch: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
         teeth = float(np.percentile(col[:max(start, 1)], 75))
         if col[k] < 0.7 * teeth:
             split[x] = a + k
-    # smooth along the mouth so the split does not zig-zag between columns
-    return cv2.GaussianBlur(split.astype(np.float32)[None, :], (1, 9), 0)[0]
+            found[x] = True
+    if found.any():
+        xs = np.arange(w)
+        split = np.clip(np.interp(xs, xs[found], split[found]), np.minimum(up, lo), lo)
+    # one curve along the mouth: a median drops single columns that found another dark row (a
+    # gap between two teeth), a Gaussian smooths the steps between whole rows
+    split = scipy.ndimage.median_filter(split.astype(np.float32), size=9, mode="nearest")
+    return cv2.GaussianBlur(split[None, :], (9, 1), 0)[0]
 
 
 def _sorted_xy(c: np.ndarray):
